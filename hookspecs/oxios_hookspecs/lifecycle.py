@@ -1,0 +1,43 @@
+"""Lifecycle hooks: start, stop, and everything that happens between."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .markers import hookspec
+
+
+@hookspec
+def startup(kernel: Any) -> None:
+    """Called once when the kernel has started, after channels are registered.
+
+    May be ``async`` or return an awaitable; the host awaits it. An error is
+    logged and reported, never fatal.
+
+    :param kernel: the kernel facade.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def shutdown(kernel: Any) -> None:
+    """Called once when the kernel stops, before state is closed.
+
+    :param kernel: the kernel facade.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def on_event(event: Any) -> None:
+    """Called for every event on the bus, off the publisher's path.
+
+    A slow implementation delays only other ``on_event`` calls, never the
+    kernel.
+
+    :param event: an :class:`oxios_hookspecs.types.Event`.
+
+    .. versionadded:: 0.1
+    """

@@ -1,0 +1,3 @@
+from oxios.cli import main
+
+main()

@@ -1,0 +1,288 @@
+"""The kernel: wires the subsystems and is the facade every plugin talks to.
+
+Plugins and channels hold a :class:`Kernel` and use its public attributes
+and methods; they never import another subsystem's module internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oxios_hookspecs import Action, ActionContext, Event
+
+from . import __version__
+from .config import Config
+from .events import EventBus
+from .plugins import PluginManager, resolve
+from .state import StateStore
+from .toolbox import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+# Subsystems, started in this order and stopped in reverse. Each entry is
+# (name, "module:function"); the function takes the kernel and returns the
+# service object (or an awaitable of it), stored as ``kernel.services[name]``.
+# A service with ``async stop()`` (or ``stop()``) is stopped on shutdown.
+SERVICES: list[tuple[str, str]] = []
+
+
+class NotAvailable(Exception):
+    """A facade method whose subsystem is not installed or not enabled."""
+
+    def __init__(self, what: str, hint: str = "") -> None:
+        self.what = what
+        super().__init__(f"{what} is not available" + (f": {hint}" if hint else ""))
+
+
+class NotFound(LookupError):
+    """An id or name that does not exist (maps to 404 / a clear CLI error)."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where things live under OXIOS_HOME."""
+
+    home: Path
+    workspace: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def db(self) -> Path:
+        return self.home / "state.db"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run / "oxios.pid"
+
+    @property
+    def socket(self) -> Path:
+        return self.run / "oxios.sock"
+
+    @property
+    def secrets(self) -> Path:
+        return self.home / "secrets"
+
+    @classmethod
+    def from_config(cls, home: Path, config: Config) -> Paths:
+        workspace = config.kernel.workspace
+        if workspace.startswith("~/.oxios"):
+            # "~/.oxios" in the default means OXIOS_HOME, so a relocated home is self-contained.
+            ws = home / workspace[len("~/.oxios") :].lstrip("/")
+        else:
+            ws = Path(os.path.expanduser(workspace))
+        return cls(home=home, workspace=ws.resolve())
+
+    def ensure(self) -> None:
+        for d in (self.home, self.workspace, self.logs, self.run, self.secrets):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.secrets, 0o700)
+
+
+class Kernel:
+    """The facade. Construct, ``await start()``, use, ``await stop()``."""
+
+    version = __version__
+
+    def __init__(self, config: Config, home: Path, *, plugins: PluginManager | None = None) -> None:
+        self.config = config
+        self.paths = Paths.from_config(Path(home), config)
+        self.plugins = plugins or PluginManager()
+        self.events = EventBus()
+        self.tools = ToolRegistry()
+        self.provider_kinds: dict[str, Any] = {}
+        self.channels: dict[str, Any] = {}
+        self.channel_plugins: dict[str, str] = {}
+        self.state: StateStore | None = None
+        self.started_at: float | None = None
+        self._event_pump: asyncio.Task[None] | None = None
+        self._event_sub: Any = None
+        self._stopping = False
+        # Subsystems filled in by their own modules as they start.
+        self.services: dict[str, Any] = {}
+        # Methods reachable through the daemon's control socket.
+        self.rpc: dict[str, Any] = {"status": self.status, "ping": lambda: "pong"}
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self, *, channels: bool = True) -> None:
+        self.paths.ensure()
+        self.plugins.load()
+        self.state = StateStore(self.paths.db)
+        self.started_at = time.time()
+        self.plugins.collect("register_tools", self.tools.make_register, kernel=self)
+        self.plugins.collect("register_providers", self._provider_register)
+        for name, target in SERVICES:
+            module_name, _, func = target.partition(":")
+            factory = getattr(importlib.import_module(module_name), func)
+            self.services[name] = await resolve(factory(self))
+        self._event_sub = self.events.subscribe(maxsize=1024)
+        self._event_pump = asyncio.create_task(self._pump_events(), name="oxios-on-event")
+        if channels:
+            self.plugins.collect("register_channels", self._channel_register, kernel=self)
+            await self._start_channels()
+        await self._call_lifecycle("startup")
+        self.events.publish("kernel.started", version=self.version, pid=os.getpid())
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self.events.publish("kernel.stopping")
+        for name, channel in list(self.channels.items()):
+            try:
+                await asyncio.wait_for(channel.stop(), timeout=10)
+            except Exception:
+                log.exception("channel %s failed to stop", name)
+        await self._call_lifecycle("shutdown")
+        for name in reversed(list(self.services)):
+            stopper = getattr(self.services[name], "stop", None)
+            if stopper is None:
+                continue
+            try:
+                await resolve(stopper())
+            except Exception:
+                log.exception("service %s failed to stop", name)
+        if self._event_pump is not None:
+            self._event_sub.close()
+            try:
+                await asyncio.wait_for(self._event_pump, timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._event_pump.cancel()
+        if self.state is not None:
+            self.state.close()
+
+    async def _call_lifecycle(self, hook_name: str) -> None:
+        for impl in reversed(getattr(self.plugins.hook, hook_name).get_hookimpls()):
+            try:
+                await resolve(impl.function(kernel=self))
+            except Exception:
+                log.exception("plugin %s failed in %s", self.plugins.plugin_of(impl.plugin), hook_name)
+
+    async def _pump_events(self) -> None:
+        caller = self.plugins.hook.on_event
+        async for event in self._event_sub:
+            for impl in caller.get_hookimpls():
+                try:
+                    await resolve(impl.function(event=event))
+                except Exception:
+                    log.exception("plugin %s failed in on_event", self.plugins.plugin_of(impl.plugin))
+
+    def _provider_register(self, plugin: str) -> Any:
+        def register(kind: str, factory: Any) -> None:
+            if kind in self.provider_kinds:
+                log.warning("provider kind %s from %s already registered; skipped", kind, plugin)
+                return
+            self.provider_kinds[kind] = factory
+
+        return register
+
+    def _channel_register(self, plugin: str) -> Any:
+        def register(channel: Any) -> None:
+            if channel.name in self.channels:
+                log.warning("channel %s from %s already registered; skipped", channel.name, plugin)
+                return
+            self.channels[channel.name] = channel
+            self.channel_plugins[channel.name] = plugin
+
+        return register
+
+    async def _start_channels(self) -> None:
+        gateway = self.services.get("gateway")
+        for name, channel in list(self.channels.items()):
+            try:
+                await channel.start(gateway)
+                self.events.publish("channel.started", channel=name)
+            except Exception as err:
+                log.exception("channel %s failed to start", name)
+                self.events.publish("channel.failed", channel=name, error=str(err))
+
+    # -- facade: events -----------------------------------------------------
+
+    def publish(self, type: str, **data: Any) -> Event:
+        return self.events.publish(type, **data)
+
+    def subscribe(self, *, maxsize: int = 256, types: set[str] | None = None) -> Any:
+        return self.events.subscribe(maxsize=maxsize, types=types)
+
+    # -- facade: services ---------------------------------------------------------
+
+    def expose(self, name: str, fn: Any) -> None:
+        """Make ``fn`` callable by the CLI through the control socket as ``name``."""
+        self.rpc[name] = fn
+
+    def service(self, name: str, hint: str = "") -> Any:
+        """A subsystem by name, or :class:`NotAvailable` naming what is missing."""
+        svc = self.services.get(name)
+        if svc is None:
+            raise NotAvailable(name, hint)
+        return svc
+
+    def context(self, *, agent_id: str = "", role: str | None = None, session_id: str = "", interactive: bool = True) -> ActionContext:
+        return ActionContext(
+            agent_id=agent_id,
+            role=role or self.config.security.default_role,
+            session_id=session_id,
+            workspace=str(self.paths.workspace),
+            interactive=interactive,
+            kernel=self,
+        )
+
+    async def check_action(self, action: Action, context: ActionContext) -> Any:
+        """Ask every policy; see :mod:`oxios.security.engine` for how votes combine."""
+        from .security.engine import evaluate
+
+        return await evaluate(self, action, context)
+
+    # -- facade: status -------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        uptime = time.time() - self.started_at if self.started_at else 0.0
+        out: dict[str, Any] = {
+            "service": "oxios",
+            "status": "running" if self.started_at and not self._stopping else "stopped",
+            "version": self.version,
+            "pid": os.getpid(),
+            "uptime_secs": round(uptime, 1),
+            "uptime": format_uptime(uptime),
+            "home": str(self.paths.home),
+            "workspace": str(self.paths.workspace),
+            "plugins": [p["name"] for p in self.plugins.plugins()],
+            "plugin_failures": [f.as_dict() for f in self.plugins.failures],
+            "channels": {name: getattr(ch, "status", lambda: "running")() for name, ch in self.channels.items()},
+            "tools": len(self.tools.tools),
+            "components": {"state_store": {"healthy": bool(self.state and self.state.healthy()), "detail": None},
+                            "event_bus": {"healthy": True, "detail": None, "subscribers": self.events.subscriber_count}},
+        }
+        for name, svc in self.services.items():
+            describe = getattr(svc, "status", None)
+            if callable(describe):
+                try:
+                    out["components"][name] = describe()
+                except Exception as err:  # status must never fail because one part did
+                    out["components"][name] = {"healthy": False, "detail": str(err)}
+        return out
+
+
+def format_uptime(secs: float) -> str:
+    secs = int(secs)
+    h, rem = divmod(secs, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h {m}m {s}s"

@@ -1,0 +1,55 @@
+"""Logging: a rotated file under OXIOS_HOME/logs, secrets redacted on the way out."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import re
+from pathlib import Path
+
+LOG_FILE = "oxios.log"
+
+# Shapes of credentials that must never reach a log line.
+_SECRET_PATTERNS = [
+    re.compile(r"sk-(?:ant-)?[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
+    re.compile(r"(?i)((?:api[_-]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"),
+    re.compile(r"\b\d{6,12}:[A-Za-z0-9_\-]{30,}\b"),  # Telegram bot tokens
+]
+
+
+def redact(text: str) -> str:
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "[REDACTED]", text)
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def setup(log_dir: Path, level: str = "info", *, to_stderr: bool = False) -> Path:
+    """Send logs to ``log_dir/oxios.log`` (5 MB x 5, rotated) and optionally stderr."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / LOG_FILE
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_oxios", False):
+            root.removeHandler(handler)
+    fmt = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
+    file_handler.setFormatter(fmt)
+    file_handler._oxios = True  # type: ignore[attr-defined]
+    root.addHandler(file_handler)
+    if to_stderr:
+        stream = logging.StreamHandler()
+        stream.setFormatter(fmt)
+        stream._oxios = True  # type: ignore[attr-defined]
+        root.addHandler(stream)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # Chatty libraries stay at warning unless we are debugging.
+    if root.level > logging.DEBUG:
+        for name in ("httpx", "httpcore", "uvicorn.access", "telegram", "discord", "asyncio"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    return path

@@ -1,0 +1,1 @@
+"""The security boundary: policy engine, exec rules, sandbox, RBAC, SSRF, approvals, audit."""

@@ -1,0 +1,71 @@
+"""The policy engine: every registered policy votes; deny beats ask beats allow.
+
+With no vote at all, exec and network actions are denied and everything else
+is allowed (read-only tools inside the workspace): Oxios fails closed where
+it matters.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from oxios_hookspecs import Action, ActionContext, Decision
+
+from ..plugins import resolve
+
+log = logging.getLogger(__name__)
+
+_RANK = {"allow": 0, "ask": 1, "deny": 2}
+
+
+class Verdict(msgspec.Struct, kw_only=True):
+    """The combined result: the winning verdict, its reason, and every vote."""
+
+    verdict: str
+    reason: str
+    policy: str
+    votes: list[Decision] = []
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict == "allow"
+
+
+def default_decision(action: Action) -> Decision:
+    if action.kind in ("exec", "url") or action.tier in ("exec", "network"):
+        return Decision(verdict="deny", reason="no policy allowed this action (exec and network fail closed)", policy="default")
+    return Decision(verdict="allow", reason="no policy objected", policy="default")
+
+
+def combine(votes: list[Decision], action: Action) -> Verdict:
+    if not votes:
+        d = default_decision(action)
+        return Verdict(verdict=d.verdict, reason=d.reason, policy=d.policy, votes=[])
+    winner = max(votes, key=lambda d: _RANK.get(d.verdict, 2))
+    return Verdict(verdict=winner.verdict, reason=winner.reason, policy=winner.policy, votes=votes)
+
+
+async def collect_votes(kernel: Any, action: Action, context: ActionContext) -> list[Decision]:
+    votes: list[Decision] = []
+    for impl in kernel.plugins.hook.check_action.get_hookimpls():
+        name = kernel.plugins.plugin_of(impl.plugin)
+        try:
+            result = await resolve(impl.function(**{k: v for k, v in {"action": action, "context": context}.items() if k in impl.argnames}))
+        except Exception as err:
+            # A policy that crashes votes deny: a bug must never open the boundary.
+            log.exception("policy %s failed", name)
+            result = Decision(verdict="deny", reason=f"policy {name} failed: {err}", policy=name)
+        for decision in result if isinstance(result, list) else [result]:
+            if decision is None:
+                continue
+            if not decision.policy:
+                decision = msgspec.structs.replace(decision, policy=name)
+            votes.append(decision)
+    return votes
+
+
+async def evaluate(kernel: Any, action: Action, context: ActionContext) -> Verdict:
+    return combine(await collect_votes(kernel, action, context), action)
