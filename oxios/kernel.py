@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 # (name, "module:function"); the function takes the kernel and returns the
 # service object (or an awaitable of it), stored as ``kernel.services[name]``.
 # A service with ``async stop()`` (or ``stop()``) is stopped on shutdown.
-SERVICES: list[tuple[str, str]] = []
+SERVICES: list[tuple[str, str]] = [
+    ("gateway", "oxios.gateway:start"),
+]
 
 
 class NotAvailable(Exception):
@@ -112,8 +114,7 @@ class Kernel:
         self.channel_plugins: dict[str, str] = {}
         self.state: StateStore | None = None
         self.started_at: float | None = None
-        self._event_pump: asyncio.Task[None] | None = None
-        self._event_sub: Any = None
+        self._event_pumps: list[tuple[Any, asyncio.Task[None]]] = []
         self._stopping = False
         # Subsystems filled in by their own modules as they start.
         self.services: dict[str, Any] = {}
@@ -133,8 +134,11 @@ class Kernel:
             module_name, _, func = target.partition(":")
             factory = getattr(importlib.import_module(module_name), func)
             self.services[name] = await resolve(factory(self))
-        self._event_sub = self.events.subscribe(maxsize=1024)
-        self._event_pump = asyncio.create_task(self._pump_events(), name="oxios-on-event")
+        # One queue and task per on_event plugin: a slow plugin only delays itself.
+        for impl in self.plugins.implementations("on_event"):
+            sub = self.events.subscribe(maxsize=1024)
+            task = asyncio.create_task(self._pump_events(impl, sub), name=f"on_event:{self.plugins.plugin_of(impl.plugin)}")
+            self._event_pumps.append((sub, task))
         if channels:
             self.plugins.collect("register_channels", self._channel_register, kernel=self)
             await self._start_channels()
@@ -160,30 +164,28 @@ class Kernel:
                 await resolve(stopper())
             except Exception:
                 log.exception("service %s failed to stop", name)
-        if self._event_pump is not None:
-            self._event_sub.close()
-            try:
-                await asyncio.wait_for(self._event_pump, timeout=5)
-            except (TimeoutError, asyncio.CancelledError):
-                self._event_pump.cancel()
+        for sub, _task in self._event_pumps:
+            sub.close()
+        if self._event_pumps:
+            _done, pending = await asyncio.wait([t for _s, t in self._event_pumps], timeout=2)
+            for task in pending:
+                task.cancel()
         if self.state is not None:
             self.state.close()
 
     async def _call_lifecycle(self, hook_name: str) -> None:
-        for impl in reversed(getattr(self.plugins.hook, hook_name).get_hookimpls()):
+        for impl in self.plugins.implementations(hook_name):
             try:
-                await resolve(impl.function(kernel=self))
+                await resolve(self.plugins.call_impl(impl, hook_name, kernel=self))
             except Exception:
                 log.exception("plugin %s failed in %s", self.plugins.plugin_of(impl.plugin), hook_name)
 
-    async def _pump_events(self) -> None:
-        caller = self.plugins.hook.on_event
-        async for event in self._event_sub:
-            for impl in caller.get_hookimpls():
-                try:
-                    await resolve(impl.function(event=event))
-                except Exception:
-                    log.exception("plugin %s failed in on_event", self.plugins.plugin_of(impl.plugin))
+    async def _pump_events(self, impl: Any, sub: Any) -> None:
+        async for event in sub:
+            try:
+                await resolve(self.plugins.call_impl(impl, "on_event", event=event))
+            except Exception:
+                log.exception("plugin %s failed in on_event", self.plugins.plugin_of(impl.plugin))
 
     def _provider_register(self, plugin: str) -> Any:
         def register(kind: str, factory: Any) -> None:

@@ -32,6 +32,8 @@ ENTRY_POINT_GROUP = PROJECT
 # disabling ours with OXIOS_DISABLED_PLUGINS).
 BUILTIN_PLUGINS: list[str] = [
     "oxios.builtin.policies",
+    "oxios.builtin.core_tools",
+    "oxios.builtin.scheduler",
 ]
 
 
@@ -81,6 +83,7 @@ class PluginManager:
         self.info: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
         self.loaded = False
+        self.tracing = False
 
     @property
     def hook(self) -> Any:
@@ -131,7 +134,7 @@ class PluginManager:
                 continue
             try:
                 plugin = ep.load()
-            except BaseException as err:  # noqa: BLE001 - SystemExit in a plugin must not kill us
+            except BaseException as err:
                 if isinstance(err, KeyboardInterrupt):
                     raise
                 log.warning("plugin %s (%s) failed to load: %s", ep.name, dist_name, err)
@@ -174,7 +177,7 @@ class PluginManager:
             if getattr(caller, "spec", None) is not None:
                 continue
             for impl in caller.get_hookimpls():
-                if impl.hookimpl_opts.get("optionalhook"):
+                if impl.optionalhook:
                     continue
                 name = self.pm.get_name(impl.plugin) or "?"
                 info = self.info.get(name)
@@ -190,11 +193,20 @@ class PluginManager:
                 self.unregister(name)
 
     def enable_tracing(self) -> None:
-        def write(*args: Any) -> None:
-            sys.stderr.write("[oxios trace] " + " ".join(str(a) for a in args).rstrip() + "\n")
-
-        self.pm.trace.root.setwriter(write)
+        self.tracing = True
+        self.pm.trace.root.setwriter(_trace_write)
         self.pm.enable_tracing()
+
+    def implementations(self, hook_name: str) -> list[Any]:
+        """Implementations of a hook in call order (last registered first, like pluggy)."""
+        return list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
+
+    def call_impl(self, impl: Any, hook_name: str, **kwargs: Any) -> Any:
+        """Call one implementation with only the arguments it asks for (traced)."""
+        args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+        if self.tracing:
+            _trace_write(f"{hook_name} -> {self.plugin_of(impl.plugin)}({', '.join(args)})")
+        return impl.function(**args)
 
     # -- reporting ------------------------------------------------------------
 
@@ -222,9 +234,8 @@ class PluginManager:
         results = []
         for impl in caller.get_hookimpls():  # registration order: built-ins first
             plugin_name = self.pm.get_name(impl.plugin) or "?"
-            args = {"register": make_register(plugin_name), **kwargs}
             try:
-                results.append(impl.function(**{a: args[a] for a in impl.argnames if a in args}))
+                results.append(self.call_impl(impl, hook_name, register=make_register(plugin_name), **kwargs))
             except Exception as err:
                 log.exception("plugin %s failed in %s", plugin_name, hook_name)
                 info = self.info.get(plugin_name)
@@ -232,6 +243,10 @@ class PluginManager:
                     PluginFailure(plugin_name, info.distribution if info else None, info.version if info else None, f"{hook_name}: {type(err).__name__}: {err}")
                 )
         return results
+
+
+def _trace_write(*args: Any) -> None:
+    sys.stderr.write("[oxios trace] " + " ".join(str(a) for a in args).rstrip() + "\n")
 
 
 async def resolve(value: Any) -> Any:

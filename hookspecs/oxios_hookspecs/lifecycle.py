@@ -34,8 +34,9 @@ def shutdown(kernel: Any) -> None:
 def on_event(event: Any) -> None:
     """Called for every event on the bus, off the publisher's path.
 
-    A slow implementation delays only other ``on_event`` calls, never the
-    kernel.
+    Each implementation has its own bounded queue: a slow one delays only
+    itself, never the kernel or other plugins. If it falls too far behind it
+    receives a ``bus.lagged`` event saying how many events it missed.
 
     :param event: an :class:`oxios_hookspecs.types.Event`.
 

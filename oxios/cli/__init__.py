@@ -130,9 +130,9 @@ def _register_plugin_commands() -> None:
 
     pm = PluginManager()
     pm.load()
-    for impl in pm.hook.register_commands.get_hookimpls():
+    for impl in pm.implementations("register_commands"):
         try:
-            impl.function(app=app)
+            pm.call_impl(impl, "register_commands", app=app)
         except Exception as err:
             logging.getLogger(__name__).warning("plugin %s failed to add commands: %s", pm.plugin_of(impl.plugin), err)
 

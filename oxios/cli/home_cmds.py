@@ -9,12 +9,12 @@ import sqlite3
 import tarfile
 import tempfile
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from .common import echo_json, fail, home, interactive, load_config, paths
+from .common import fail, home, interactive, load_config, paths
 
 STATE_FILES = ("state.db", "state.db-wal", "state.db-shm")
 
@@ -154,7 +154,7 @@ def reset(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (for s
     typer.echo("Oxios data deleted")
 
 
-class Shell(str, Enum):
+class Shell(StrEnum):
     bash = "bash"
     zsh = "zsh"
     fish = "fish"

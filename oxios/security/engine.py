@@ -50,10 +50,10 @@ def combine(votes: list[Decision], action: Action) -> Verdict:
 
 async def collect_votes(kernel: Any, action: Action, context: ActionContext) -> list[Decision]:
     votes: list[Decision] = []
-    for impl in kernel.plugins.hook.check_action.get_hookimpls():
+    for impl in kernel.plugins.implementations("check_action"):
         name = kernel.plugins.plugin_of(impl.plugin)
         try:
-            result = await resolve(impl.function(**{k: v for k, v in {"action": action, "context": context}.items() if k in impl.argnames}))
+            result = await resolve(kernel.plugins.call_impl(impl, "check_action", action=action, context=context))
         except Exception as err:
             # A policy that crashes votes deny: a bug must never open the boundary.
             log.exception("policy %s failed", name)

@@ -1,0 +1,116 @@
+"""Config layering (defaults < file < env < CLI) and validation errors."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from oxios import config as cfg
+
+
+def test_defaults_have_every_seed_section() -> None:
+    data = cfg.defaults()
+    for section in ("kernel", "gateway", "exec", "scheduler", "security", "cron", "memory", "session",
+                    "budget", "audit", "git", "mcp", "channels"):
+        assert section in data, section
+    assert data["gateway"] == {"host": "127.0.0.1", "port": 4200, "max_concurrent_messages": 16}
+
+
+def test_first_run_file_has_every_default_and_a_comment_per_section(tmp_path: Path) -> None:
+    path = cfg.ensure_file(tmp_path / "config.toml")
+    text = path.read_text()
+    parsed = tomllib.loads(text)
+    assert parsed["gateway"]["port"] == 4200
+    assert parsed["exec"]["allowed_commands"] == cfg.defaults()["exec"]["allowed_commands"]
+    for name, comment in cfg.SECTION_COMMENTS.items():
+        assert comment in text, name
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    # The file round-trips to exactly the defaults.
+    assert cfg.load(path, environ={}) == cfg.Config()
+
+
+def test_precedence_file_env_cli(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[gateway]\nport = 5000\nhost = '0.0.0.0'\n[scheduler]\nmax_concurrent = 2\n")
+    env = {"OXIOS__GATEWAY__PORT": "6000", "OXIOS__EXEC__ALLOWED_COMMANDS": '["git"]'}
+    loaded = cfg.load(path, environ=env, overrides={"scheduler": {"max_concurrent": 9}})
+    assert loaded.gateway.port == 6000  # env beats file
+    assert loaded.gateway.host == "0.0.0.0"  # file beats default
+    assert loaded.scheduler.max_concurrent == 9  # CLI beats file
+    assert loaded.exec.allowed_commands == ["git"]
+    assert loaded.kernel.max_agents == 10  # default
+
+
+def test_bad_value_names_key_file_and_expectation(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[gateway]\nport = 'forty'\n")
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path, environ={})
+    message = str(err.value)
+    assert "gateway.port" in message and str(path) in message and "int" in message
+
+
+def test_bad_env_value_names_the_environment(tmp_path: Path) -> None:
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(tmp_path / "none.toml", environ={"OXIOS__SCHEDULER__MAX_CONCURRENT": "lots"})
+    assert "scheduler.max_concurrent" in str(err.value) and "environment" in str(err.value)
+
+
+def test_unknown_key_is_an_error_not_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[gateway]\nprot = 4300\n")
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path, environ={})
+    assert "gateway.prot" in str(err.value) and "unknown key" in str(err.value)
+
+
+def test_broken_toml_is_reported_with_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[gateway\nport = 1\n")
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path, environ={})
+    assert str(path) in str(err.value) and "TOML" in str(err.value)
+
+
+def test_set_key_keeps_comments_and_validates(tmp_path: Path) -> None:
+    path = cfg.ensure_file(tmp_path / "config.toml")
+    cfg.set_key(path, "gateway.port", "4300")
+    text = path.read_text()
+    assert "Where the web UI and REST API listen" in text
+    assert cfg.load(path, environ={}).gateway.port == 4300
+    before = path.read_text()
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.set_key(path, "gateway.port", "'high'")
+    assert "gateway.port" in str(err.value)
+    assert path.read_text() == before  # nothing lost on a rejected edit
+
+
+def test_cron_jobs_and_providers_tables(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[cron.jobs.morning_news]\nschedule = "0 9 * * *"\ngoal = "Summarize top tech news"\npriority = "low"\n'
+        '[providers.local]\nkind = "openai"\nbase_url = "http://127.0.0.1:11434/v1"\n'
+    )
+    loaded = cfg.load(path, environ={})
+    assert loaded.cron.jobs["morning_news"].priority == "low"
+    assert loaded.providers["local"].base_url.endswith("/v1")
+
+
+def test_cli_config_commands(oxios_cli, oxios_home: Path) -> None:
+    result = oxios_cli("config", "path")
+    assert result.exit_code == 0 and result.output.strip() == str(oxios_home / "config.toml")
+    assert oxios_cli("config", "get", "gateway.port").output.strip() == "4200"
+    assert oxios_cli("config", "set", "gateway.port", "4400").exit_code == 0
+    assert oxios_cli("config", "get", "gateway.port").output.strip() == "4400"
+    assert oxios_cli("config", "validate").exit_code == 0
+    bad = oxios_cli("config", "set", "scheduler.max_concurrent", "'many'")
+    assert bad.exit_code == 2 and "scheduler.max_concurrent" in bad.output
+    missing = oxios_cli("config", "get", "gateway.nope")
+    assert missing.exit_code == 2 and "no such key" in missing.output
+    (oxios_home / "config.toml").write_text("[kernel]\nmax_agents = 'x'\n")
+    invalid = oxios_cli("config", "validate")
+    assert invalid.exit_code == 2 and "kernel.max_agents" in invalid.output
+    shown = oxios_cli("config", "show", "--json")
+    assert shown.exit_code == 2  # show refuses an invalid config too

@@ -1,0 +1,121 @@
+"""The daemon's life in a temporary OXIOS_HOME: start, status, stop, restart, stale pidfiles."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OXIOS")}
+    env.update(OXIOS_HOME=str(tmp_path / "home"), OXIOS_LOAD_PLUGINS="", OXIOS__GATEWAY__PORT=str(free_port()))
+    return env
+
+
+def oxios(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "oxios", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def wait_gone(pid: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_start_status_stop_restart(env: dict[str, str]) -> None:
+    home = Path(env["OXIOS_HOME"])
+    started = oxios(env)  # bare `oxios` starts in the background and returns
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "Oxios started" in started.stdout
+        assert (home / "config.toml").exists()  # first run wrote the defaults
+        status = oxios(env, "status", "--json")
+        assert status.returncode == 0
+        info = json.loads(status.stdout)
+        assert info["status"] == "running" and info["version"] and info["uptime_secs"] >= 0
+        pid = info["pid"]
+        again = oxios(env, "start")
+        assert again.returncode == 0 and f"already running (pid {pid})" in again.stdout
+        restarted = oxios(env, "restart")
+        assert restarted.returncode == 0, restarted.stderr
+        assert wait_gone(pid)
+        new_pid = json.loads(oxios(env, "status", "--json").stdout)["pid"]
+        assert new_pid != pid
+        human = oxios(env, "status")
+        assert f"Oxios is running (pid {new_pid}" in human.stdout and "plugins:" in human.stdout
+    finally:
+        stopped = oxios(env, "stop")
+    assert "Oxios stopped" in stopped.stdout
+    gone = oxios(env, "status")
+    assert gone.returncode == 3 and "not running" in gone.stdout
+    assert not (home / "run" / "oxios.pid").exists()
+    assert "stopped" in (home / "logs" / "oxios.log").read_text()
+
+
+def test_stale_pidfile_from_a_killed_daemon_is_cleaned(env: dict[str, str]) -> None:
+    home = Path(env["OXIOS_HOME"])
+    assert oxios(env, "start").returncode == 0
+    pid = json.loads((home / "run" / "oxios.pid").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone(pid)
+    status = oxios(env, "status")
+    assert status.returncode == 3 and "stale pidfile" in status.stderr
+    assert not (home / "run" / "oxios.pid").exists()
+    # A fresh start works after the crash.
+    assert oxios(env, "start").returncode == 0
+    assert oxios(env, "stop").returncode == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_foreground_stops_cleanly_on_signal(env: dict[str, str], sig: signal.Signals) -> None:
+    home = Path(env["OXIOS_HOME"])
+    proc = subprocess.Popen([sys.executable, "-m", "oxios", "--foreground"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (home / "run" / "oxios.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (home / "run" / "oxios.pid").exists()
+        second = oxios(env, "--foreground")
+        assert second.returncode != 0 and "already running" in second.stderr
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "stopped" in out
+    assert not (home / "run" / "oxios.pid").exists() and not (home / "run" / "oxios.sock").exists()
+
+
+def test_invalid_config_refuses_to_start(env: dict[str, str]) -> None:
+    home = Path(env["OXIOS_HOME"])
+    home.mkdir(parents=True)
+    (home / "config.toml").write_text("[scheduler]\nmax_concurrent = 'five'\n")
+    out = oxios(env, "--foreground")
+    assert out.returncode == 2
+    assert "scheduler.max_concurrent" in out.stderr and str(home / "config.toml") in out.stderr
+    assert not (home / "run" / "oxios.pid").exists()
+    assert oxios(env, "start").returncode == 2
