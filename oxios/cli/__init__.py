@@ -104,6 +104,11 @@ COMMAND_MODULES: list[str] = [
     "config_cmds",
     "plugin_cmds",
     "home_cmds",
+    "run_cmds",
+    "agent_cmds",
+    "models_cmds",
+    "pairing_cmds",
+    "skill_cmds",
 ]
 
 _built = False

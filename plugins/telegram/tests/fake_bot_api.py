@@ -1,0 +1,305 @@
+"""A local fake of the Telegram Bot API, served by uvicorn on 127.0.0.1.
+
+It speaks the real wire protocol (form-encoded or multipart requests,
+``{"ok": ..., "result": ...}`` envelopes, long-polled getUpdates) so
+python-telegram-bot's own HTTP client is exercised, and it behaves like the
+real server where bots trip up: identical edits are rejected, messages over
+4096 characters are rejected, malformed HTML is rejected, and 429/5xx can be
+injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html.parser
+import itertools
+import json
+import socket
+import time
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+TOKEN = "123456:TEST-token-for-the-fake-bot-api-server"
+BOT_USER = {"id": 42, "is_bot": True, "first_name": "Oxios", "username": "oxios_test_bot",
+            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a", "tg-spoiler", "blockquote", "span"}
+
+
+class _HtmlCheck(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.error = ""
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag not in ALLOWED_TAGS:
+            self.error = f"Unsupported start tag \"{tag}\""
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.error = f"Can't find end tag corresponding to start tag \"{tag}\""
+
+
+def _parse_error(text: str) -> str:
+    check = _HtmlCheck()
+    check.feed(text)
+    check.close()
+    if check.stack and not check.error:
+        check.error = f"Can't find end tag corresponding to start tag \"{check.stack[-1]}\""
+    return check.error
+
+
+class FakeBotApi:
+    def __init__(self) -> None:
+        self.updates: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self.files: dict[str, bytes] = {}
+        self.failures: dict[str, list[tuple[int, int | None]]] = {}
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._new_update = asyncio.Event()
+        self.port = _free_port()
+        self.server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- test controls ------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
+    def fail_next(self, method: str, status: int, *, retry_after: int | None = None, times: int = 1) -> None:
+        self.failures.setdefault(method, []).extend([(status, retry_after)] * times)
+
+    def _push(self, update: dict[str, Any]) -> None:
+        update["update_id"] = next(self._update_ids)
+        self.updates.append(update)
+        self._new_update.set()
+
+    def user_message(self, chat_id: int, user_id: int, text: str = "", *, thread_id: int | None = None,
+                     document: dict[str, Any] | None = None, photo: list[dict[str, Any]] | None = None,
+                     caption: str | None = None) -> None:
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids), "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "supergroup" if thread_id else "private", "is_forum": bool(thread_id)},
+            "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+        }
+        if text:
+            message["text"] = text
+            if text.startswith("/"):
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        if thread_id:
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
+        if document:
+            message["document"] = document
+        if photo:
+            message["photo"] = photo
+        if caption:
+            message["caption"] = caption
+        self._push({"message": message})
+
+    def add_file(self, file_id: str, data: bytes, *, declared_size: int | None = None) -> dict[str, Any]:
+        self.files[file_id] = data
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_name": f"{file_id}.txt",
+                "mime_type": "text/plain", "file_size": declared_size if declared_size is not None else len(data)}
+
+    def callback(self, user_id: int, data: str, message: dict[str, Any]) -> None:
+        self._push({"callback_query": {"id": f"cb{next(self._update_ids)}", "chat_instance": "ci",
+                                       "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+                                       "data": data, "message": message}})
+
+    def sent(self, method: str | None = None, chat_id: int | None = None) -> list[dict[str, Any]]:
+        return [p for m, p in self.calls if (method is None or m == method)
+                and (chat_id is None or int(p.get("chat_id", 0)) == chat_id)]
+
+    def chat_text(self, chat_id: int, thread_id: int | None = None) -> list[str]:
+        """The current text of every message the bot has in a chat (after edits), in order."""
+        return [m["text"] for (c, _), m in sorted(self.messages.items(), key=lambda kv: kv[0][1])
+                if c == chat_id and (thread_id is None or m.get("message_thread_id") == thread_id)]
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"condition not met within {timeout}s; calls: {[m for m, _ in self.calls][-20:]}")
+
+    # -- server ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = Starlette(routes=[
+            Route("/bot{token}/{method}", self._method, methods=["GET", "POST"]),
+            Route("/file/bot{token}/{path:path}", self._file, methods=["GET"]),
+        ])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+            self._new_update.set()
+            await asyncio.wait_for(self._task, 10)
+            self.server = None
+
+    async def _params(self, request: Request) -> dict[str, Any]:
+        ctype = request.headers.get("content-type", "")
+        if "json" in ctype:
+            return await request.json()
+        form = await request.form()
+        params: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            if hasattr(value, "read"):
+                params[key] = {"filename": value.filename, "data": await value.read()}
+                continue
+            try:
+                params[key] = json.loads(value) if value[:1] in "{[" else value
+            except ValueError:
+                params[key] = value
+        return params
+
+    async def _method(self, request: Request) -> Response:
+        if request.path_params["token"] != TOKEN:
+            return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401)
+        method = request.path_params["method"]
+        params = await self._params(request)
+        queued = self.failures.get(method)
+        if queued:
+            status, retry_after = queued.pop(0)
+            self.calls.append((f"{method}!{status}", params))
+            body: dict[str, Any] = {"ok": False, "error_code": status, "description": "Too Many Requests" if status == 429 else "Internal Server Error"}
+            if retry_after is not None:
+                body["parameters"] = {"retry_after": retry_after}
+                body["description"] = f"Too Many Requests: retry after {retry_after}"
+            return JSONResponse(body, status_code=status)
+        if method != "getUpdates":
+            self.calls.append((method, params))
+        handler = getattr(self, f"m_{method}", None)
+        if handler is None:
+            return JSONResponse({"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status_code=404)
+        try:
+            result = await handler(params)
+        except _ApiError as err:
+            return JSONResponse({"ok": False, "error_code": 400, "description": err.args[0]}, status_code=400)
+        return JSONResponse({"ok": True, "result": result})
+
+    async def _file(self, request: Request) -> Response:
+        data = self.files.get(request.path_params["path"].split("/")[-1])
+        if data is None:
+            return Response(status_code=404)
+        return Response(data, media_type="application/octet-stream")
+
+    # -- methods --------------------------------------------------------------
+
+    async def m_getMe(self, p: dict[str, Any]) -> Any:
+        return BOT_USER
+
+    async def m_deleteWebhook(self, p: dict[str, Any]) -> Any:
+        return True
+
+    async def m_setMyCommands(self, p: dict[str, Any]) -> Any:
+        return True
+
+    async def m_getUpdates(self, p: dict[str, Any]) -> Any:
+        offset = int(p.get("offset") or 0)
+        timeout = min(float(p.get("timeout") or 0), 1.0)  # short polls keep tests fast
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = [u for u in self.updates if u["update_id"] >= offset]
+            if ready or time.monotonic() >= deadline or (self.server and self.server.should_exit):
+                return ready
+            self._new_update.clear()
+            try:
+                await asyncio.wait_for(self._new_update.wait(), max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                pass
+
+    def _check_text(self, p: dict[str, Any]) -> str:
+        text = str(p.get("text", ""))
+        if not text.strip():
+            raise _ApiError("Bad Request: message text is empty")
+        if p.get("parse_mode") == "HTML":
+            error = _parse_error(text)
+            if error:
+                raise _ApiError(f"Bad Request: can't parse entities: {error}")
+            plain = _strip_tags(text)
+        else:
+            plain = text
+        if len(plain) > 4096:
+            raise _ApiError("Bad Request: message is too long")
+        return text
+
+    def _message(self, chat_id: int, text: str | None, thread: Any = None, **extra: Any) -> dict[str, Any]:
+        msg: dict[str, Any] = {"message_id": next(self._message_ids), "date": int(time.time()),
+                               "chat": {"id": chat_id, "type": "private"}, "from": BOT_USER, **extra}
+        if text is not None:
+            msg["text"] = text
+        if thread:
+            msg["message_thread_id"] = int(thread)
+        self.messages[(chat_id, msg["message_id"])] = msg
+        return msg
+
+    async def m_sendMessage(self, p: dict[str, Any]) -> Any:
+        text = self._check_text(p)
+        extra = {"reply_markup": p["reply_markup"]} if "reply_markup" in p else {}
+        return self._message(int(p["chat_id"]), text, p.get("message_thread_id"), **extra)
+
+    async def m_editMessageText(self, p: dict[str, Any]) -> Any:
+        key = (int(p["chat_id"]), int(p["message_id"]))
+        if key not in self.messages:
+            raise _ApiError("Bad Request: message to edit not found")
+        text = self._check_text(p)
+        if self.messages[key].get("text") == text:
+            raise _ApiError("Bad Request: message is not modified: specified new message content and reply markup are exactly the same")
+        self.messages[key]["text"] = text
+        return self.messages[key]
+
+    async def m_answerCallbackQuery(self, p: dict[str, Any]) -> Any:
+        return True
+
+    async def m_getFile(self, p: dict[str, Any]) -> Any:
+        file_id = p["file_id"]
+        if file_id not in self.files:
+            raise _ApiError("Bad Request: invalid file_id")
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(self.files[file_id]),
+                "file_path": f"documents/{file_id}"}
+
+    async def m_sendDocument(self, p: dict[str, Any]) -> Any:
+        doc = p.get("document")
+        size = len(doc["data"]) if isinstance(doc, dict) else 0
+        name = doc["filename"] if isinstance(doc, dict) else "file"
+        return self._message(int(p["chat_id"]), None, p.get("message_thread_id"),
+                             document={"file_id": f"sent{size}", "file_unique_id": f"us{size}", "file_name": name, "file_size": size})
+
+
+class _ApiError(Exception):
+    pass
+
+
+def _strip_tags(text: str) -> str:
+    import html as html_mod
+    import re
+
+    return html_mod.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
