@@ -148,8 +148,8 @@ class FakeBotApi:
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self._task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            await asyncio.sleep(0.01)
+        while not self.server.started:  # uvicorn exposes a flag, not an event
+            await asyncio.sleep(0.01)  # noqa: ASYNC110
 
     async def stop(self) -> None:
         if self.server is not None:

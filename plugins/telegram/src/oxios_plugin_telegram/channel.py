@@ -291,8 +291,9 @@ class TelegramChannel:
             result = getattr(approvals, verb)(approval_id, by=f"telegram:{query.from_user.id}")
             if asyncio.iscoroutine(result):
                 await result
-        except Exception:
-            await self._call(lambda: query.answer(f"Could not {verb}: {err}"))
+        except Exception as err:
+            problem = f"Could not {verb}: {err}"
+            await self._call(lambda: query.answer(problem))
             return
         await self._call(lambda: query.answer("Approved." if verb == "approve" else "Rejected."))
         if query.message is not None:
