@@ -149,7 +149,7 @@ class FakeBotApi:
         self.server = uvicorn.Server(config)
         self._task = asyncio.create_task(self.server.serve())
         while not self.server.started:  # uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.01)  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -244,3 +244,10 @@ async def test_approval_buttons_resolve_the_approval(start_kernel, bot_api, scri
         bot_api.callback(OWNER, buttons[0]["callback_data"], message)
         verdict = await asyncio.wait_for(waiter, 10)
         assert getattr(verdict, "verdict", verdict) in ("allow", True)
+
+
+async def test_bad_settings_are_reported_not_fatal(oxios_kernel_factory) -> None:
+    config = {"channels": {"telegram": {"token": TOKEN, "allowed_users": "everyone"}}}
+    async with oxios_kernel_factory(plugins=[oxios_plugin_telegram], config=config, channels=True) as kernel:
+        assert "telegram" not in kernel.channels
+        assert any("channels.telegram" in f.error for f in kernel.plugins.failures)

@@ -1,0 +1,209 @@
+"""The Discord channel over the wire: discord.py's real gateway and HTTP clients against a local fake Discord."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import oxios_plugin_discord
+import pytest
+
+from oxios import pairing
+from oxios_hookspecs import Action, Attachment, OutgoingMessage
+
+from .fake_discord import CHANNEL, OTHER_CHANNEL, THREAD_A, THREAD_B, TOKEN, FakeDiscord
+
+OWNER = 111
+STRANGER = 666
+
+
+@pytest.fixture
+async def discord_api():
+    api = FakeDiscord()
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+def start_kernel(oxios_kernel_factory, scripted_provider, discord_api):
+    def start(**extra: Any):
+        settings = {"token": TOKEN, "api_base": discord_api.api_base,
+                    "gateway_url": discord_api.gateway_url, "allowed_users": [OWNER],
+                    "allowed_channels": [CHANNEL], "edit_interval_secs": 0.0, "guild_ready_timeout_secs": 0.1,
+                    "max_file_mb": 0.001, **extra}
+        config = scripted_provider.config({"channels": {"discord": settings}})
+        return oxios_kernel_factory(plugins=[scripted_provider.plugin(), oxios_plugin_discord], config=config, channels=True)
+
+    return start
+
+
+async def running(kernel, api: FakeDiscord) -> Any:
+    channel = kernel.channels["discord"]
+    await api.wait_for(lambda: channel.state == "running", timeout=15)
+    return channel
+
+
+async def test_authorized_message_is_answered_with_streamed_edits(start_kernel, discord_api, scripted_provider) -> None:
+    scripted_provider.enqueue_text("Hello from **Oxios**; this answer streams in as edits of one message.")
+    async with start_kernel() as kernel:
+        channel = await running(kernel, discord_api)
+        await discord_api.user_message(CHANNEL, OWNER, "hi")
+        await discord_api.wait_for(lambda: any(t.startswith("Hello from **Oxios**") and "▌" not in t for t in discord_api.texts(CHANNEL)))
+        assert len(discord_api.sent("POST")) == 1 and len(discord_api.sent("PATCH")) >= 2
+        assert kernel.status()["channels"]["discord"]["state"] == "running"
+        session = channel.sessions.current(CHANNEL)
+        assert [m["role"] for m in kernel.services["sessions"].messages(session)] == ["user", "assistant"]
+
+
+async def test_unauthorized_senders_and_channels_get_nothing(start_kernel, discord_api, scripted_provider) -> None:
+    async with start_kernel() as kernel:
+        await running(kernel, discord_api)
+        events = kernel.subscribe(types={"channel.unauthorized"})
+        await discord_api.user_message(CHANNEL, STRANGER, "let me in")
+        assert (await events.get(timeout=10)).data["user_id"] == str(STRANGER)
+        await discord_api.user_message(OTHER_CHANNEL, OWNER, "wrong channel")  # owner, but not an allowed channel
+        assert (await events.get(timeout=10)).data["user_id"] == str(OWNER)
+        await asyncio.sleep(0.2)
+        assert discord_api.sent("POST") == [] and scripted_provider.requests == []
+
+
+async def test_dm_pairing(start_kernel, discord_api, scripted_provider) -> None:
+    scripted_provider.enqueue_text("paired and answering")
+    async with start_kernel(pairing=True) as kernel:
+        await running(kernel, discord_api)
+        await discord_api.user_message("8001", STRANGER, "hello?")  # a DM channel
+        sent = await discord_api.wait_for(lambda: discord_api.texts("8001"))
+        assert "oxios pairing approve" in sent[0]
+        code = sent[0].rstrip("`").rsplit(" ", 1)[-1]
+        pairing.approve(kernel.state, code)
+        await discord_api.user_message("8001", STRANGER, "now?")
+        await discord_api.wait_for(lambda: "paired and answering" in discord_api.texts("8001"))
+
+
+async def test_threads_are_separate_sessions_that_run_side_by_side(start_kernel, discord_api, scripted_provider) -> None:
+    scripted_provider.enqueue_hang("working on A")
+    scripted_provider.enqueue_text("B answered")
+    async with start_kernel() as kernel:
+        channel = await running(kernel, discord_api)
+        await discord_api.user_message(THREAD_A, OWNER, "slow one")
+        await discord_api.wait_for(lambda: len(scripted_provider.requests) == 1)
+        await discord_api.user_message(THREAD_B, OWNER, "quick one")
+        await discord_api.wait_for(lambda: "B answered" in discord_api.texts(THREAD_B))
+        a, b = channel.sessions.current(THREAD_A), channel.sessions.current(THREAD_B)
+        assert a and b and a != b
+        await discord_api.user_message(THREAD_A, OWNER, "/cancel")
+        await discord_api.wait_for(lambda: "Cancelled." in discord_api.texts(THREAD_A))
+
+
+async def test_commands(start_kernel, discord_api, scripted_provider) -> None:
+    scripted_provider.enqueue_text("one").enqueue_text("two")
+    async with start_kernel() as kernel:
+        channel = await running(kernel, discord_api)
+        await discord_api.user_message(CHANNEL, OWNER, "first")
+        await discord_api.wait_for(lambda: "one" in discord_api.texts(CHANNEL))
+        first = channel.sessions.current(CHANNEL)
+        await discord_api.user_message(CHANNEL, OWNER, "/new planning")
+        await discord_api.wait_for(lambda: any("New session started" in t for t in discord_api.texts(CHANNEL)))
+        await discord_api.user_message(CHANNEL, OWNER, "second")
+        await discord_api.wait_for(lambda: "two" in discord_api.texts(CHANNEL))
+        await discord_api.user_message(CHANNEL, OWNER, f"/switch {first[:5]}")
+        await discord_api.wait_for(lambda: any(t.startswith("Switched to session") for t in discord_api.texts(CHANNEL)))
+        assert channel.sessions.current(CHANNEL) == first
+        await discord_api.user_message(CHANNEL, OWNER, "/sessions")
+        await discord_api.wait_for(lambda: any("planning" in t for t in discord_api.texts(CHANNEL)))
+
+
+async def test_long_reply_split_at_2000_without_breaking_code(start_kernel, discord_api, scripted_provider) -> None:
+    body = "\n".join(f"fn step_{i}() {{ /* some work */ }}" for i in range(200))
+    scripted_provider.enqueue_text(f"Plan:\n\n```rust\n{body}\n```\nEnd.")
+    async with start_kernel() as kernel:
+        await running(kernel, discord_api)
+        await discord_api.user_message(CHANNEL, OWNER, "long please")
+        texts = await discord_api.wait_for(lambda: discord_api.texts(CHANNEL) if any(t.endswith("End.") for t in discord_api.texts(CHANNEL)) else None)
+        assert len(texts) >= 3
+        assert all(len(t) <= 2000 and t.count("```") % 2 == 0 for t in texts)
+
+
+async def test_rate_limit_is_respected(start_kernel, discord_api, scripted_provider) -> None:
+    scripted_provider.enqueue_text("after the limit")
+    async with start_kernel() as kernel:
+        await running(kernel, discord_api)
+        discord_api.fail_next("create_message", retry_after=0.3)
+        await discord_api.user_message(CHANNEL, OWNER, "hi")
+        await discord_api.wait_for(lambda: "after the limit" in discord_api.texts(CHANNEL), timeout=15)
+        assert any(v == "429" for v, _, _ in discord_api.calls)
+
+
+async def test_files_in_and_out(start_kernel, discord_api, scripted_provider) -> None:
+    scripted_provider.enqueue_text("read it")
+    async with start_kernel() as kernel:
+        channel = await running(kernel, discord_api)
+        big = discord_api.add_file("big.bin", b"x", declared_size=10_000_000)
+        await discord_api.user_message(CHANNEL, OWNER, "", attachments=[big])
+        await discord_api.wait_for(lambda: any("too large" in t for t in discord_api.texts(CHANNEL)))
+        small = discord_api.add_file("notes.txt", b"hello")
+        await discord_api.user_message(CHANNEL, OWNER, "see file", attachments=[small])
+        await discord_api.wait_for(lambda: "read it" in discord_api.texts(CHANNEL))
+        assert f"uploads/discord/{CHANNEL}/notes.txt" in scripted_provider.requests[0].messages[-1].text
+        (kernel.paths.workspace / "out.txt").write_text("result")
+        await channel.send(OutgoingMessage(content="Here you go", channel="discord", chat_id=CHANNEL,
+                                           attachments=[Attachment(name="out.txt", path="out.txt")]))
+        posted = [b for b in discord_api.sent("POST") if b["files"]]
+        assert posted and posted[0]["files"] == {"out.txt": b"result"}
+        with pytest.raises(PermissionError):
+            await channel.send_file(await channel._channel(int(CHANNEL)), "/etc/passwd")
+
+
+async def test_proactive_delivery(start_kernel, discord_api) -> None:
+    async with start_kernel() as kernel:
+        channel = await running(kernel, discord_api)
+        ids = await channel.send(OutgoingMessage(content="Morning report", channel="discord", chat_id=CHANNEL))
+        assert ids and "Morning report" in discord_api.texts(CHANNEL)
+        with pytest.raises(ValueError):
+            await channel.send(OutgoingMessage(content="x", channel="discord"))
+
+
+async def test_reconnects_after_the_gateway_restarts(start_kernel, discord_api, scripted_provider) -> None:
+    scripted_provider.enqueue_text("back again")
+    async with start_kernel() as kernel:
+        await running(kernel, discord_api)
+        await discord_api.stop()
+        await discord_api.start()
+        await discord_api.connected(timeout=30)
+        await discord_api.wait_for(lambda: discord_api.identifies + discord_api.resumes >= 2, timeout=30)
+        await discord_api.user_message(CHANNEL, OWNER, "still there?")
+        await discord_api.wait_for(lambda: "back again" in discord_api.texts(CHANNEL), timeout=15)
+
+
+async def test_approval_buttons(start_kernel, discord_api, scripted_provider) -> None:
+    scripted_provider.enqueue_text("ready")
+    async with start_kernel() as kernel:
+        channel = await running(kernel, discord_api)
+        approvals = kernel.services.get("approvals")
+        if approvals is None:
+            pytest.skip("the approvals service is not part of this build")
+        await discord_api.user_message(CHANNEL, OWNER, "start")
+        await discord_api.wait_for(lambda: "ready" in discord_api.texts(CHANNEL))
+        ctx = kernel.context(agent_id="agent-9", session_id=channel.sessions.current(CHANNEL))
+        waiter = asyncio.create_task(approvals.request(Action(kind="exec", argv=["git", "push"]), ctx, "needs a human"))
+        offer = await discord_api.wait_for(lambda: [m for m in discord_api.messages.values() if m["components"]])
+        buttons = offer[0]["components"][0]["components"]
+        assert [b["label"] for b in buttons] == ["Approve", "Reject"]
+        await discord_api.click(STRANGER, offer[0], buttons[1]["custom_id"])  # not allowed to answer
+        refusal = await discord_api.wait_for(lambda: [b for v, _, b in discord_api.calls if v == "CALLBACK"])
+        assert refusal[0]["data"]["flags"] == 64 and "not allowed" in refusal[0]["data"]["content"]  # ephemeral
+        assert not waiter.done()
+        await discord_api.click(OWNER, offer[0], buttons[1]["custom_id"])
+        verdict = await asyncio.wait_for(waiter, 10)
+        assert getattr(verdict, "verdict", verdict) in ("deny", False)
+        updated = [m for m in discord_api.messages.values() if "Rejected by" in m["content"]]
+        assert updated and updated[0]["components"] == []  # buttons removed once answered
+
+
+async def test_bad_settings_are_reported_not_fatal(oxios_kernel_factory) -> None:
+    config = {"channels": {"discord": {"token": "x", "allowed_users": "everyone", "colour": "blue"}}}
+    async with oxios_kernel_factory(plugins=[oxios_plugin_discord], config=config, channels=True) as kernel:
+        assert "discord" not in kernel.channels
+        failure = [f for f in kernel.plugins.failures if "channels.discord" in f.error]
+        assert failure and kernel.status()["status"] == "running"
