@@ -7,11 +7,10 @@ from typing import Any
 
 import oxios_plugin_discord
 import pytest
+from fake_discord import CHANNEL, OTHER_CHANNEL, THREAD_A, THREAD_B, TOKEN, FakeDiscord
 
 from oxios import pairing
 from oxios_hookspecs import Action, Attachment, OutgoingMessage
-
-from .fake_discord import CHANNEL, OTHER_CHANNEL, THREAD_A, THREAD_B, TOKEN, FakeDiscord
 
 OWNER = 111
 STRANGER = 666

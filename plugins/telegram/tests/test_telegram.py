@@ -7,11 +7,10 @@ from typing import Any
 
 import oxios_plugin_telegram
 import pytest
+from fake_bot_api import TOKEN, FakeBotApi
 
 from oxios import pairing
 from oxios_hookspecs import OutgoingMessage
-
-from .fake_bot_api import TOKEN, FakeBotApi
 
 OWNER = 111
 STRANGER = 666
