@@ -1,45 +1,237 @@
-"""Default policies: files stay in the workspace, exec only for allowlisted binaries.
+"""Built-in policies: RBAC tool tiers, per-tool approval policy, exec rules, path sandbox, SSRF.
 
-The security subsystem (``oxios.security``) grows these into the full rule
-set; this module is where the built-in votes enter the ``check_action`` hook.
+Each vote names its policy (``rbac``, ``tool_policy``, ``exec``, ``path``,
+``url``) and says why, so ``oxios policy explain`` can show every one. The
+rules themselves live in :mod:`oxios.security`; this module only turns an
+:class:`Action` into the right questions.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from pathlib import Path
+from typing import Any
 
 from oxios_hookspecs import Action, ActionContext, Decision, hookimpl
 
-NAME = "workspace"
+from ..security import exec_rules
+from ..security.rbac import Rbac, tool_permitted
+from ..security.sandbox import sandbox_for
+from ..security.ssrf import SSRFError, acheck_url
+
+# Action names of the API that need a management capability.
+_API_CAPABILITIES = {
+    "agents.fork": "fork_agents",
+    "agents": "manage_agents",
+    "config": "manage_config",
+    "audit": "manage_audit",
+    "permissions": "manage_config",
+    "approvals": "manage_agents",
+}
+
+log = logging.getLogger(__name__)
 
 
-def _inside(path: Path, root: Path) -> bool:
+def _role(context: ActionContext) -> Any:
+    kernel = context.kernel
+    rbac = kernel.services.get("rbac") or Rbac(kernel)
+    return rbac.effective(context.agent_id, context.role)
+
+
+def _vote(policy: str, verdict: str, reason: str) -> Decision:
+    return Decision(verdict=verdict, reason=reason, policy=policy)  # type: ignore[arg-type]
+
+
+def _tool_votes(action: Action, context: ActionContext) -> list[Decision]:
+    role = _role(context)
+    name = action.tool or action.name
+    votes: list[Decision] = []
+    if not tool_permitted(role, name, action.tier):
+        return [_vote("rbac", "deny", f"role {context.role} may not use the tool {name}")]
+    if action.tier == "network" and not role.network:
+        return [_vote("rbac", "deny", f"role {context.role} has no network access")]
+    if action.tier == "exec" and not role.exec_modes:
+        return [_vote("rbac", "deny", f"role {context.role} may not run commands")]
+    votes.append(_vote("rbac", "allow", f"role {context.role} may use {name}"))
+    setting = context.kernel.config.security.tool_policies.get(name, "on_demand")
+    if setting == "always":
+        votes.append(_vote("tool_policy", "ask", f"security.tool_policies.{name} = always: every call needs approval"))
+    elif setting == "auto":
+        votes.append(_vote("tool_policy", "allow", f"security.tool_policies.{name} = auto"))
+    return votes
+
+
+def _api_votes(action: Action, context: ActionContext) -> list[Decision]:
+    role = _role(context)
+    for prefix, capability in _API_CAPABILITIES.items():
+        if action.name == prefix or action.name.startswith(prefix + "."):
+            if getattr(role, capability):
+                return [_vote("rbac", "allow", f"role {context.role} has {capability}")]
+            return [_vote("rbac", "deny", f"role {context.role} lacks {capability}")]
+    return []
+
+
+def _path_candidates(arg: str, cwd: str) -> list[str]:
+    """Every part of an argument that may name a file.
+
+    The whole argument when it is path-shaped or an existing entry (maybe a
+    symlink); the value of ``--opt=value``; the tail of ``-C/etc`` style short
+    options; what follows ``@`` (``curl -d @/etc/passwd``) or ``:``; the path of
+    a ``file://`` URL. Anything that might be a path is judged as one: a false
+    alarm is a clear deny, a miss is an escape.
+    """
+    if not arg:
+        return []
+    if "://" in arg:
+        scheme, _, rest = arg.partition("://")
+        return ["/" + rest.split("/", 1)[1] if "/" in rest else "/"] if scheme.lower() == "file" else []
+    out: list[str] = []
+    if arg.startswith(("/", "~", ".")) or "/" in arg or os.path.lexists(os.path.join(cwd, arg)):
+        out.append(arg)
+    if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
+        out.append(arg[2:])
+    for sep in "=@:":
+        if sep in arg:
+            tail = arg.split(sep, 1)[1]
+            if tail.startswith(("/", "~", "..")):
+                out.append(tail)
+    return out
+
+
+def _path_like(arg: str, cwd: str) -> str | None:
+    """The first path-shaped part of an argument (see :func:`_path_candidates`)."""
+    found = _path_candidates(arg, cwd)
+    return found[0] if found else None
+
+
+def _url_args(argv: list[str]) -> list[str]:
+    """Arguments that are network URLs (``git clone https://...``, ``curl http://...``)."""
+    return [a.split("=", 1)[-1] if a.startswith("-") else a for a in argv if "://" in a and not a.startswith("file:")]
+
+
+def _protected_arg(sandbox: Any, words: list[str], cwd: str) -> str | None:
+    """In shell mode only protected paths (secrets, credentials) are refused among arguments."""
+    for word in words:
+        candidate = _path_like(word, cwd)
+        if candidate is None:
+            continue
+        real = sandbox.resolve(candidate, cwd)
+        for deny in sandbox.denied:
+            if real == deny or real.startswith(deny.rstrip("/") + "/"):
+                return f"argument {word!r} names the protected path {real}"
+    return None
+
+
+async def _exec_votes(action: Action, context: ActionContext) -> list[Decision]:
+    kernel = context.kernel
+    cfg = kernel.config.exec
+    role = _role(context)
+    sandbox = sandbox_for(context)
+    cwd = action.cwd or sandbox.workspace
+    ok, why, real_cwd = sandbox.check(cwd)
+    if not ok:
+        return [_vote("exec", "deny", f"working directory refused: {why}")]
+    env = exec_rules.scrub_env(cfg.env_passthrough)
+    if action.mode == "shell":
+        if not cfg.shell_mode:
+            return [_vote("exec", "deny", "shell mode is off (exec.shell_mode = false); use structured exec")]
+        if "shell" not in role.exec_modes:
+            return [_vote("exec", "deny", f"role {context.role} is not granted shell mode")]
+        verdict, redirects = exec_rules.check_shell(action.command, cfg.allowed_commands, cfg.allowlist_mode, env)
+        if verdict.verdict != "deny":
+            problem = _protected_arg(sandbox, _shell_words(action.command), real_cwd)
+            if problem:
+                return [_vote("exec", "deny", problem)]
+            for target in redirects:
+                ok, why, _ = sandbox.check_write(target, real_cwd)
+                if not ok:
+                    return [_vote("exec", "deny", f"redirect target refused: {why}")]
+        return [_vote("exec", verdict.verdict, verdict.reason)]
+    if "structured" not in role.exec_modes:
+        return [_vote("exec", "deny", f"role {context.role} may not run commands")]
+    argv = list(action.argv)
+    if not argv and action.command:
+        bad = next((c for c in "\n\r\x00" if c in action.command), None)
+        if bad:
+            return [_vote("exec", "deny", f"the command contains {bad!r}; one command per call")]
+        try:
+            argv = exec_rules.split_command(action.command)
+        except ValueError as err:
+            return [_vote("exec", "deny", f"the command could not be split safely: {err}")]
+    verdict = exec_rules.check_structured(argv, cfg.allowed_commands, cfg.allowlist_mode, env)
+    if verdict.verdict == "deny":
+        return [_vote("exec", "deny", verdict.reason)]
+    for arg in argv[1:]:
+        for candidate in _path_candidates(arg, real_cwd):
+            ok, why, _ = sandbox.check(candidate, real_cwd)
+            if not ok:
+                return [_vote("exec", "deny", f"argument {arg!r} names a path the sandbox refuses: {why}")]
+    for url in _url_args(argv[1:]):
+        if not role.network:
+            return [_vote("exec", "deny", f"role {context.role} has no network access ({url})")]
+        # Any scheme (git://, ssh://) reaches a host: judge the host like an http URL.
+        probe = url if url.lower().startswith(("http://", "https://")) else "http://" + url.split("://", 1)[1]
+        try:
+            await acheck_url(probe, kernel.config.security.ssrf_allowlist)
+        except SSRFError as err:
+            return [_vote("exec", "deny", f"argument {url!r} reaches a refused address: {err}")]
+    return [_vote("exec", verdict.verdict, verdict.reason)]
+
+
+def _shell_words(command: str) -> list[str]:
+    import shlex
+
     try:
-        path.relative_to(root)
-        return True
+        return shlex.split(command, comments=False, posix=True)
     except ValueError:
-        return False
+        return []
+
+
+def _skill_roots(context: ActionContext) -> list[str]:
+    """Folders of ready skills: readable (never writable) so agents can open a skill's files."""
+    skills = context.kernel.services.get("skills") if context.kernel is not None else None
+    try:
+        return [str(p) for p in skills.allowed_read_roots()] if skills is not None else []
+    except Exception:  # a broken skills service must not widen or break the sandbox
+        log.exception("skills.allowed_read_roots failed")
+        return []
+
+
+def _path_votes(action: Action, context: ActionContext) -> list[Decision]:
+    sandbox = sandbox_for(context)
+    checker = sandbox.check_write if action.access == "write" else sandbox.check
+    ok, why, _ = checker(action.path, action.cwd or None)
+    if not ok and action.access == "read":
+        # Only now look at skill folders (listing skills hashes them): they widen reads, never writes.
+        roots = _skill_roots(context)
+        if roots:
+            ok, why, _ = sandbox_for(context, roots).check(action.path, action.cwd or None)
+    return [_vote("path", "allow" if ok else "deny", why)]
+
+
+async def _url_votes(action: Action, context: ActionContext) -> list[Decision]:
+    role = _role(context)
+    if not role.network:
+        return [_vote("url", "deny", f"role {context.role} has no network access")]
+    try:
+        addresses = await acheck_url(action.url, context.kernel.config.security.ssrf_allowlist)
+    except SSRFError as err:
+        return [_vote("url", "deny", str(err))]
+    return [_vote("url", "allow", "resolves only to allowed addresses: " + ", ".join(str(a) for a in addresses))]
 
 
 @hookimpl
-def check_action(action: Action, context: ActionContext) -> Decision | None:
-    kernel = context.kernel
-    if action.kind == "path" and context.workspace:
-        root = Path(context.workspace).resolve()
-        target = Path(os.path.expanduser(action.path))
-        if not target.is_absolute():
-            target = root / target
-        real = target.resolve()
-        if _inside(real, root):
-            return Decision(verdict="allow", reason="inside the workspace", policy=NAME)
-        return Decision(verdict="deny", reason=f"{action.path} is outside the workspace {root}", policy=NAME)
-    if action.kind == "exec" and kernel is not None:
-        if action.mode != "structured" or not action.argv:
-            return Decision(verdict="deny", reason="only structured exec (binary + arguments) is enabled", policy=NAME)
-        binary = action.argv[0]
-        allowed = kernel.config.exec.allowed_commands
-        if "/" in binary or binary not in allowed:
-            return Decision(verdict="deny", reason=f"{binary} is not on exec.allowed_commands", policy=NAME)
-        return Decision(verdict="allow", reason=f"{binary} is on exec.allowed_commands", policy=NAME)
+async def check_action(action: Action, context: ActionContext) -> list[Decision] | None:
+    if context.kernel is None:
+        return [_vote("builtin", "deny", "no kernel in the action context")] if action.kind in ("exec", "url") else None
+    if action.kind == "tool":
+        return _tool_votes(action, context)
+    if action.kind == "exec":
+        return await _exec_votes(action, context)
+    if action.kind == "path":
+        return _path_votes(action, context)
+    if action.kind == "url":
+        return await _url_votes(action, context)
+    if action.kind == "api":
+        return _api_votes(action, context) or None
     return None
