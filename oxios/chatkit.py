@@ -8,6 +8,8 @@
 - :class:`ReplyStreamer`: one message edited as tokens arrive, throttled to
   the platform's edit rate.
 - :func:`authorize`: allowlist first, then DM pairing; unknown senders audited.
+- :class:`ChatChannel`: the flow above in one base class (receive, answer,
+  files, approvals); a platform plugin adds only its wire.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from oxios_hookspecs import new_id
+import msgspec
+
+from oxios_hookspecs import Action, Attachment, IncomingMessage, new_id
 
 from . import pairing
 
@@ -314,3 +319,200 @@ class ReplyStreamer:
     @property
     def messages(self) -> list[Any]:
         return list(self._handles)
+
+
+# ---------------------------------------------------------------------------
+# the shared channel flow
+# ---------------------------------------------------------------------------
+
+
+class ChatSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Settings every chat channel has; a channel's own settings extend this."""
+
+    enabled: bool = True
+    token: str = ""
+    token_env: str = ""
+    allowed_users: list[int | str] = []
+    refusal_message: str = ""
+    pairing: bool = False
+    max_file_mb: float = 20.0
+    edit_interval_secs: float = 1.0
+
+
+class Inbound(msgspec.Struct, kw_only=True):
+    """One message as a channel hands it to :meth:`ChatChannel.receive`."""
+
+    chat_key: str  # the session key: a chat, a topic or a thread
+    user_id: str
+    user_name: str = ""
+    text: str = ""
+    commands: bool = True  # whether a leading "/" may be a command (not for captions)
+    chat_id: str = ""
+    thread_id: str = ""
+
+
+Reply = Callable[[str], Awaitable[Any]]
+
+
+class ChatChannel:
+    """What Telegram, Discord and the next chat channel share.
+
+    A subclass connects to its platform and calls :meth:`receive` for each
+    message; it implements ``streamer(inbound)`` (a :class:`ReplyStreamer`
+    bound to the chat) and ``offer_approval(chat_key, approval_id, text)``.
+    """
+
+    name = "chat"
+    supports_streaming = True
+
+    def __init__(self, kernel: Any, settings: ChatSettings, token: str) -> None:
+        self.kernel = kernel
+        self.settings = settings
+        self._token = token
+        self.sessions = ChatSessions(kernel, self.name)
+        self.gateway: Any = None
+        self.state = "stopped"
+        self.detail = ""
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._chat_locks: dict[str, asyncio.Lock] = {}
+        self._inflight: dict[str, asyncio.Task[Any]] = {}  # chat key -> the answer being written
+
+    def status(self) -> dict[str, Any]:
+        return {"state": self.state, "detail": self.detail}
+
+    def allowed(self, user_id: str, name: str = "", where: str = "") -> tuple[bool, str | None]:
+        return authorize(self.kernel, self.name, user_id, [str(u) for u in self.settings.allowed_users],
+                         use_pairing=self.settings.pairing, name=name, where=where)
+
+    def streamer(self, inbound: Inbound) -> ReplyStreamer:
+        raise NotImplementedError
+
+    async def offer_approval(self, chat_key: str, approval_id: str, text: str) -> None:
+        raise NotImplementedError
+
+    async def receive(self, inbound: Inbound, reply: Reply,
+                      save_files: Callable[[], Awaitable[list[Attachment] | None]] | None = None) -> None:
+        """Authorize, answer commands, take files, then answer through the gateway (one at a time per chat)."""
+        ok, code = self.allowed(inbound.user_id, inbound.user_name, inbound.chat_key)
+        if not ok:
+            if code:
+                await reply(f"To talk to Oxios, ask its owner to run:\noxios pairing approve {code}")
+            elif self.settings.refusal_message:
+                await reply(self.settings.refusal_message)
+            return
+        text = inbound.text
+        command = parse_command(text, getattr(self, "bot_name", "")) if inbound.commands else None
+        if command is not None and command[0] == "cancel" and inbound.chat_key in self._inflight:
+            self._inflight[inbound.chat_key].cancel()
+            await reply("Cancelled.")
+            return
+        if command is not None:
+            answer = await handle_command(self.kernel, self.sessions, inbound.chat_key, *command)
+            if answer is not None:
+                await reply(answer)
+                return
+        attachments: list[Attachment] = []
+        if save_files is not None:
+            saved = await save_files()
+            if saved is None:
+                return  # refused (too large, not allowed); the user was told
+            attachments = saved
+            for item in saved:
+                text = (text + "\n\n" if text else "") + f"[The user sent a file; it is saved in the workspace at {item.path}]"
+        if not text.strip():
+            return
+        lock = self._chat_locks.setdefault(inbound.chat_key, asyncio.Lock())
+        async with lock:  # one answer at a time per chat; topics and threads run side by side
+            task = asyncio.create_task(self._answer(inbound, text, attachments))
+            self._inflight[inbound.chat_key] = task
+            try:
+                # wait() rather than await: a cancelled answer must not cancel the platform's handler.
+                await asyncio.wait({task})
+            finally:
+                self._inflight.pop(inbound.chat_key, None)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s: answering failed", self.name, exc_info=task.exception())
+
+    async def _answer(self, inbound: Inbound, text: str, attachments: list[Attachment]) -> None:
+        streamer = self.streamer(inbound)
+        await streamer.start()
+        incoming = IncomingMessage(
+            content=text, channel=self.name, user_id=inbound.user_id, chat_id=inbound.chat_id, thread_id=inbound.thread_id,
+            session_id=self.sessions.ensure(inbound.chat_key, text), persona=self.sessions.persona(inbound.chat_key),
+            attachments=attachments,
+        )
+        try:
+            result = await self.gateway.submit(incoming, on_token=streamer.on_token)
+        except asyncio.CancelledError:
+            # The gateway has persisted the cancelled turn; show what was written so far.
+            await asyncio.shield(streamer.finish((streamer.text + "\n\n(cancelled)").strip()))
+            raise
+        await streamer.finish(result.response or (f"Sorry, that failed: {result.error}" if result.error else ""))
+
+    async def upload_target(self, chat_key: str, filename: str) -> tuple[Path | None, str]:
+        """Where an incoming file goes (workspace/uploads/<channel>/<chat>/), or why it may not."""
+        folder = self.kernel.paths.workspace / "uploads" / self.name / re.sub(r"[^\w.-]", "_", chat_key)
+        safe = re.sub(r"[^\w.-]", "_", Path(filename).name).lstrip(".") or "file"
+        target = folder / safe
+        ctx = self.kernel.context(session_id=self.sessions.current(chat_key) or "")
+        verdict = await self.kernel.check_action(Action(kind="path", path=str(target), access="write"), ctx)
+        if verdict.verdict != "allow":
+            return None, verdict.reason
+        folder.mkdir(parents=True, exist_ok=True)
+        return target, ""
+
+    def attachment(self, target: Path, mime: str | None) -> Attachment:
+        return Attachment(name=target.name, path=str(target.relative_to(self.kernel.paths.workspace)),
+                          mime=mime or "application/octet-stream", size=target.stat().st_size)
+
+    async def readable(self, path: str) -> Path:
+        """A workspace file an agent wants to send out; PermissionError when policy says no."""
+        target = Path(path)
+        if not target.is_absolute():
+            target = self.kernel.paths.workspace / target
+        verdict = await self.kernel.check_action(Action(kind="path", path=str(target), access="read"), self.kernel.context())
+        if verdict.verdict != "allow":
+            raise PermissionError(verdict.reason)
+        return target
+
+    @property
+    def file_limit(self) -> int:
+        return int(self.settings.max_file_mb * 1024 * 1024)
+
+    # -- approvals ----------------------------------------------------------------
+
+    async def watch_approvals(self) -> None:
+        """Post approval requests of sessions that came from this channel into their chat."""
+        with self.kernel.subscribe(types={"approval.requested"}, maxsize=256) as sub:
+            async for event in sub:
+                data = event.data
+                session_id = data.get("session_id") or ""
+                chat_key = self.sessions.chat_of_session(session_id) if session_id else None
+                approval_id = data.get("id") or data.get("approval_id")
+                if chat_key is None or not approval_id:
+                    continue
+                text = f"Approval needed: {data.get('tool') or data.get('action', '')} {data.get('resource', '')}".strip()
+                if data.get("reason"):
+                    text += f"\nWhy: {data['reason']}"
+                try:
+                    await self.offer_approval(chat_key, str(approval_id), text)
+                except Exception:
+                    log.exception("%s: could not post an approval request", self.name)
+
+    async def answer_approval(self, user_id: str, name: str, verb: str, approval_id: str) -> tuple[bool, str]:
+        """Resolve an approval from a button press; only authorized senders may."""
+        ok, _ = self.allowed(user_id, name, "approval")
+        if not ok:
+            return False, "You are not allowed to answer this."
+        approvals = self.kernel.services.get("approvals")
+        if verb not in ("approve", "reject") or approvals is None:
+            return False, "Unknown or expired request."
+        try:
+            await _maybe_await(getattr(approvals, verb)(approval_id, by=f"{self.name}:{user_id}"))
+        except Exception as err:
+            return False, f"Could not {verb}: {err}"
+        return True, "Approved." if verb == "approve" else "Rejected."
+
+    def cancel_inflight(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()

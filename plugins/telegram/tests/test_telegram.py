@@ -64,7 +64,7 @@ async def test_authorized_message_is_answered_with_streamed_edits(start_kernel, 
         channel = await running(kernel)
         assert kernel.status()["channels"]["telegram"]["state"] == "running"
         bot_api.user_message(CHAT, OWNER, "hi oxios")
-        final = await bot_api.wait_for(lambda: [t for t in bot_api.chat_text(CHAT) if "<b>there</b>" in t])
+        final = await bot_api.wait_for(lambda: [t for t in bot_api.chat_text(CHAT) if t.endswith("as it streams.")])
         assert final[0].startswith("Hello <b>there</b>") and "▌" not in final[0]
         assert len(bot_api.sent("sendMessage", CHAT)) == 1  # one message ...
         assert len(bot_api.sent("editMessageText", CHAT)) >= 2  # ... edited as tokens arrived

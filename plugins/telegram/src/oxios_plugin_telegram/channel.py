@@ -5,15 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, Literal
 
-import msgspec
-
-from oxios.chatkit import ChatSessions, ReplyStreamer, authorize, handle_command, parse_command
-from oxios_hookspecs import Action, Attachment, IncomingMessage, OutgoingMessage
+from oxios.chatkit import ChatChannel, ChatSettings, Inbound, ReplyStreamer, split_message
+from oxios_hookspecs import Attachment, OutgoingMessage
 
 from .render import to_telegram_html
 
@@ -25,41 +21,25 @@ MESSAGE_LIMIT = 4096
 SPLIT_AT = 4000
 
 
-class TelegramSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``[channels.telegram]``."""
+class TelegramSettings(ChatSettings, kw_only=True, forbid_unknown_fields=True):
+    """``[channels.telegram]`` (the shared chat settings plus these)."""
 
-    enabled: bool = True
-    token: str = ""
     token_env: str = "TELEGRAM_BOT_TOKEN"
-    allowed_users: list[int | str] = []
-    refusal_message: str = ""
-    pairing: bool = False
     base_url: str = ""
     base_file_url: str = ""
-    max_file_mb: float = 20.0
-    edit_interval_secs: float = 1.0
     poll_timeout_secs: int = 10
     max_retries: int = 5
     mode: Literal["polling"] = "polling"
 
 
-class TelegramChannel:
+class TelegramChannel(ChatChannel):
     name = "telegram"
-    supports_streaming = True
+    settings: TelegramSettings
 
     def __init__(self, kernel: Any, settings: TelegramSettings, token: str) -> None:
-        self.kernel = kernel
-        self.settings = settings
-        self._token = token
-        self.sessions = ChatSessions(kernel, self.name)
+        super().__init__(kernel, settings, token)
         self.app: Any = None
-        self.gateway: Any = None
-        self.state = "stopped"
-        self.detail = ""
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._chat_locks: dict[str, asyncio.Lock] = {}
-        self._inflight: dict[str, asyncio.Task[Any]] = {}  # chat key -> the answer being written
-        self._bot_username = ""
+        self.bot_name = ""
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -79,7 +59,7 @@ class TelegramChannel:
         self.state = "connecting"
         # Connecting happens in the background: an unreachable Telegram never holds up the daemon.
         self._tasks.append(asyncio.create_task(self._connect(), name="telegram-connect"))
-        self._tasks.append(asyncio.create_task(self._watch_approvals(), name="telegram-approvals"))
+        self._tasks.append(asyncio.create_task(self.watch_approvals(), name="telegram-approvals"))
 
     async def _connect(self) -> None:
         from telegram.error import InvalidToken
@@ -98,13 +78,13 @@ class TelegramChannel:
                 log.warning("telegram: cannot reach the Bot API (%s); retrying in %.1fs", err, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-        self._bot_username = self.app.bot.username or ""
+        self.bot_name = self.app.bot.username or ""
         await self.app.start()
         await self.app.updater.start_polling(
             timeout=self.settings.poll_timeout_secs, error_callback=self._on_poll_error, drop_pending_updates=False
         )
-        self.state, self.detail = "running", f"@{self._bot_username}"
-        self.kernel.publish("channel.connected", channel=self.name, bot=self._bot_username)
+        self.state, self.detail = "running", f"@{self.bot_name}"
+        self.kernel.publish("channel.connected", channel=self.name, bot=self.bot_name)
 
     def _on_poll_error(self, err: Exception) -> None:
         # python-telegram-bot keeps polling with backoff; we record why it is unhappy.
@@ -120,9 +100,7 @@ class TelegramChannel:
         log.error("telegram: handler failed: %s", context.error, exc_info=context.error)
 
     async def stop(self) -> None:
-        # Answers in flight first: python-telegram-bot waits for running handlers.
-        for task in list(self._inflight.values()):
-            task.cancel()
+        self.cancel_inflight()  # first: python-telegram-bot waits for running handlers
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -138,9 +116,6 @@ class TelegramChannel:
                 log.exception("telegram: error while stopping")
         self.state = "stopped"
 
-    def status(self) -> dict[str, Any]:
-        return {"state": self.state, "detail": self.detail}
-
     # -- incoming -------------------------------------------------------------
 
     async def _on_message(self, update: Any, context: Any) -> None:
@@ -148,126 +123,53 @@ class TelegramChannel:
         if msg is None or user is None or chat is None or user.is_bot:
             return
         thread = msg.message_thread_id if getattr(msg, "is_topic_message", False) else None
-        chat_key = f"{chat.id}/{thread}" if thread else str(chat.id)
-        ok, code = authorize(self.kernel, self.name, str(user.id), [str(u) for u in self.settings.allowed_users],
-                             use_pairing=self.settings.pairing, name=user.full_name or "", where=chat_key)
-        if not ok:
-            if code:
-                await self._send_text(chat.id, thread, f"To talk to Oxios, ask its owner to run:\noxios pairing approve {code}", markdown=False)
-            elif self.settings.refusal_message:
-                await self._send_text(chat.id, thread, self.settings.refusal_message, markdown=False)
-            return
-        text = msg.text or msg.caption or ""
-        command = parse_command(text, self._bot_username) if msg.text else None
-        if command is not None and command[0] == "cancel" and chat_key in self._inflight:
-            self._inflight[chat_key].cancel()
-            await self._send_text(chat.id, thread, "Cancelled.", markdown=False)
-            return
-        if command is not None:
-            reply = await handle_command(self.kernel, self.sessions, chat_key, *command)
-            if reply is not None:
-                await self._send_text(chat.id, thread, reply, markdown=False)
-                return
-        attachments: list[Attachment] = []
-        if msg.document is not None or msg.photo:
-            saved = await self._save_file(msg, chat_key, chat.id, thread)
-            if saved is None:
-                return
-            attachments.append(saved)
-            text = (text + "\n\n" if text else "") + f"[The user sent a file; it is saved in the workspace at {saved.path}]"
-        if not text.strip():
-            return
-        lock = self._chat_locks.setdefault(chat_key, asyncio.Lock())
-        async with lock:  # one answer at a time per chat or topic; topics run side by side
-            task = asyncio.create_task(self._answer(chat.id, thread, chat_key, str(user.id), text, attachments))
-            self._inflight[chat_key] = task
-            try:
-                # wait() rather than await: a cancelled answer must not cancel python-telegram-bot's handler.
-                await asyncio.wait({task})
-            finally:
-                self._inflight.pop(chat_key, None)
-            if not task.cancelled() and task.exception() is not None:
-                log.error("telegram: answering failed", exc_info=task.exception())
+        inbound = Inbound(chat_key=f"{chat.id}/{thread}" if thread else str(chat.id), user_id=str(user.id),
+                          user_name=user.full_name or "", text=msg.text or msg.caption or "", commands=bool(msg.text),
+                          chat_id=str(chat.id), thread_id=str(thread or ""))
 
-    async def _answer(self, chat_id: int, thread: int | None, chat_key: str, user_id: str, text: str,
-                      attachments: list[Attachment]) -> None:
-        streamer = ReplyStreamer(
-            send=lambda t: self._send_text(chat_id, thread, t),
-            edit=self._edit_text,
-            limit=SPLIT_AT,
-            interval=self.settings.edit_interval_secs,
-        )
-        await streamer.start()
-        incoming = IncomingMessage(
-            content=text, channel=self.name, user_id=user_id, chat_id=str(chat_id), thread_id=str(thread or ""),
-            session_id=self.sessions.ensure(chat_key, text), persona=self.sessions.persona(chat_key), attachments=attachments,
-        )
-        try:
-            result = await self.gateway.submit(incoming, on_token=streamer.on_token)
-        except asyncio.CancelledError:
-            # The gateway has persisted the cancelled turn; show what was written so far.
-            await asyncio.shield(streamer.finish((streamer.text + "\n\n(cancelled)").strip()))
-            raise
-        final = result.response or (f"Sorry, that failed: {result.error}" if result.error else "")
-        await streamer.finish(final)
+        async def reply(text: str) -> Any:
+            return await self._send_text(chat.id, thread, text, markdown=False)
 
-    async def _save_file(self, msg: Any, chat_key: str, chat_id: int, thread: int | None) -> Attachment | None:
+        has_file = msg.document is not None or bool(msg.photo)
+        await self.receive(inbound, reply, (lambda: self._save_file(msg, inbound.chat_key, reply)) if has_file else None)
+
+    def streamer(self, inbound: Inbound) -> ReplyStreamer:
+        chat_id, thread = int(inbound.chat_id), int(inbound.thread_id) if inbound.thread_id else None
+        return ReplyStreamer(send=lambda t: self._send_text(chat_id, thread, t), edit=self._edit_text,
+                             limit=SPLIT_AT, interval=self.settings.edit_interval_secs)
+
+    async def _save_file(self, msg: Any, chat_key: str, reply: Any) -> list[Attachment] | None:
         if msg.document is not None:
             item, name, mime = msg.document, msg.document.file_name or f"file_{msg.document.file_unique_id}", msg.document.mime_type
         else:
             item = msg.photo[-1]  # the largest size
             name, mime = f"photo_{item.file_unique_id}.jpg", "image/jpeg"
-        limit = int(self.settings.max_file_mb * 1024 * 1024)
-        if item.file_size and item.file_size > limit:
-            await self._send_text(chat_id, thread, f"Sorry, that file is too large ({item.file_size / 1e6:.1f} MB); "
-                                                   f"the limit is {self.settings.max_file_mb:g} MB.", markdown=False)
+        if item.file_size and item.file_size > self.file_limit:
+            await reply(f"Sorry, that file is too large ({item.file_size / 1e6:.1f} MB); the limit is {self.settings.max_file_mb:g} MB.")
             return None
-        folder = self.kernel.paths.workspace / "uploads" / "telegram" / re.sub(r"[^\w.-]", "_", chat_key)
-        safe = re.sub(r"[^\w.-]", "_", Path(name).name).lstrip(".") or "file"
-        target = folder / safe
-        ctx = self.kernel.context(session_id=self.sessions.current(chat_key) or "")
-        verdict = await self.kernel.check_action(Action(kind="path", path=str(target), access="write"), ctx)
-        if verdict.verdict != "allow":
-            await self._send_text(chat_id, thread, f"Sorry, I cannot store that file: {verdict.reason}", markdown=False)
+        target, why = await self.upload_target(chat_key, name)
+        if target is None:
+            await reply(f"Sorry, I cannot store that file: {why}")
             return None
-        folder.mkdir(parents=True, exist_ok=True)
         try:
             tg_file = await self._call(item.get_file)
             await self._call(lambda: tg_file.download_to_drive(custom_path=target))
         except Exception as err:
             log.warning("telegram: download failed: %s", err)
-            await self._send_text(chat_id, thread, "Sorry, I could not download that file.", markdown=False)
+            await reply("Sorry, I could not download that file.")
             return None
-        size = target.stat().st_size
-        if size > limit:  # the declared size lied
+        if target.stat().st_size > self.file_limit:  # the declared size lied
             target.unlink(missing_ok=True)
-            await self._send_text(chat_id, thread, "Sorry, that file is too large.", markdown=False)
+            await reply("Sorry, that file is too large.")
             return None
-        rel = target.relative_to(self.kernel.paths.workspace)
-        return Attachment(name=safe, path=str(rel), mime=mime or "application/octet-stream", size=size)
+        return [self.attachment(target, mime)]
 
     # -- approvals --------------------------------------------------------------
 
-    async def _watch_approvals(self) -> None:
-        with self.kernel.subscribe(types={"approval.requested"}, maxsize=256) as sub:
-            async for event in sub:
-                try:
-                    await self._offer_approval(event.data)
-                except Exception:
-                    log.exception("telegram: could not post an approval request")
-
-    async def _offer_approval(self, data: dict[str, Any]) -> None:
+    async def offer_approval(self, chat_key: str, approval_id: str, text: str) -> None:
         from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-        session_id = data.get("session_id") or ""
-        chat_key = self.sessions.chat_of_session(session_id) if session_id else None
-        if chat_key is None or self.app is None:
-            return
         chat_id, _, thread = chat_key.partition("/")
-        approval_id = data.get("id") or data.get("approval_id")
-        text = f"Approval needed: {data.get('tool') or data.get('action', '')} {data.get('resource', '')}".strip()
-        if data.get("reason"):
-            text += f"\nWhy: {data['reason']}"
         markup = InlineKeyboardMarkup([[InlineKeyboardButton("Approve", callback_data=f"approve:{approval_id}"),
                                         InlineKeyboardButton("Reject", callback_data=f"reject:{approval_id}")]])
         await self._call(lambda: self.app.bot.send_message(int(chat_id), text, reply_markup=markup,
@@ -277,28 +179,12 @@ class TelegramChannel:
         query = update.callback_query
         if query is None or query.from_user is None:
             return
-        ok, _ = authorize(self.kernel, self.name, str(query.from_user.id), [str(u) for u in self.settings.allowed_users],
-                          use_pairing=self.settings.pairing, name=query.from_user.full_name or "", where="approval")
-        if not ok:
-            await self._call(lambda: query.answer("You are not allowed to answer this.", show_alert=True))
-            return
         verb, _, approval_id = (query.data or "").partition(":")
-        approvals = self.kernel.services.get("approvals")
-        if verb not in ("approve", "reject") or not approval_id or approvals is None:
-            await self._call(lambda: query.answer("Unknown or expired request."))
-            return
-        try:
-            result = getattr(approvals, verb)(approval_id, by=f"telegram:{query.from_user.id}")
-            if asyncio.iscoroutine(result):
-                await result
-        except Exception as err:
-            problem = f"Could not {verb}: {err}"
-            await self._call(lambda: query.answer(problem))
-            return
-        await self._call(lambda: query.answer("Approved." if verb == "approve" else "Rejected."))
-        if query.message is not None:
-            done = f"{query.message.text}\n\n{'Approved' if verb == 'approve' else 'Rejected'} by {query.from_user.full_name}"
-            await self._call(lambda: query.edit_message_text(done))
+        user = query.from_user
+        done, answer = await self.answer_approval(str(user.id), user.full_name or "", verb, approval_id)
+        await self._call(lambda: query.answer(answer, show_alert=not done))
+        if done and query.message is not None:
+            await self._call(lambda: query.edit_message_text(f"{query.message.text}\n\n{answer[:-1]} by {user.full_name}"))
 
     # -- outgoing -------------------------------------------------------------
 
@@ -311,8 +197,6 @@ class TelegramChannel:
         chat_id = int(outgoing.chat_id)
         thread = int(outgoing.thread_id) if outgoing.thread_id else None
         sent = []
-        from oxios.chatkit import split_message
-
         for chunk in split_message(outgoing.content, SPLIT_AT):
             sent.append((await self._send_text(chat_id, thread, chunk)).message_id)
         for attachment in outgoing.attachments:
@@ -320,12 +204,7 @@ class TelegramChannel:
         return sent
 
     async def send_file(self, chat_id: int, thread: int | None, path: str, caption: str = "") -> Any:
-        target = Path(path)
-        if not target.is_absolute():
-            target = self.kernel.paths.workspace / target
-        verdict = await self.kernel.check_action(Action(kind="path", path=str(target), access="read"), self.kernel.context())
-        if verdict.verdict != "allow":
-            raise PermissionError(verdict.reason)
+        target = await self.readable(path)
         data = target.read_bytes()
         return await self._call(lambda: self.app.bot.send_document(chat_id, document=data, filename=target.name,
                                                                    caption=caption or None, message_thread_id=thread))
