@@ -19,6 +19,13 @@ _LAZY = {
     "tool": ("oxios.toolbox", "tool"),
     "FunctionTool": ("oxios.toolbox", "FunctionTool"),
     "hookimpl": ("oxios_hookspecs", "hookimpl"),
+    # For chat channel plugins (Telegram, Discord ...): the shared flow and its parts.
+    "ChatChannel": ("oxios.chatkit", "ChatChannel"),
+    "ChatSettings": ("oxios.chatkit", "ChatSettings"),
+    "Inbound": ("oxios.chatkit", "Inbound"),
+    "ReplyStreamer": ("oxios.chatkit", "ReplyStreamer"),
+    "split_message": ("oxios.chatkit", "split_message"),
+    "chat_authorize": ("oxios.chatkit", "authorize"),
 }
 
 __all__ = ["__version__", *_LAZY]

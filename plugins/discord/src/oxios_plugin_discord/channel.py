@@ -6,7 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
-from oxios.chatkit import ChatChannel, ChatSettings, Inbound, ReplyStreamer, authorize, split_message
+from oxios import ChatChannel, ChatSettings, Inbound, ReplyStreamer, split_message
+from oxios import chat_authorize as authorize
 from oxios_hookspecs import Attachment, OutgoingMessage
 
 log = logging.getLogger(__name__)

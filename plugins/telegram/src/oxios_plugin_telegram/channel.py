@@ -8,7 +8,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from oxios.chatkit import ChatChannel, ChatSettings, Inbound, ReplyStreamer, split_message
+from oxios import ChatChannel, ChatSettings, Inbound, ReplyStreamer, split_message
 from oxios_hookspecs import Attachment, OutgoingMessage
 
 from .render import to_telegram_html
