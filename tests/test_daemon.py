@@ -119,3 +119,15 @@ def test_invalid_config_refuses_to_start(env: dict[str, str]) -> None:
     assert "scheduler.max_concurrent" in out.stderr and str(home / "config.toml") in out.stderr
     assert not (home / "run" / "oxios.pid").exists()
     assert oxios(env, "start").returncode == 2
+
+
+def test_cli_flags_reach_the_background_daemon(env: dict[str, str], tmp_path: Path) -> None:
+    workspace = tmp_path / "elsewhere"
+    started = oxios(env, "--workspace", str(workspace), "--set", "scheduler.max_concurrent=2", "start")
+    try:
+        assert started.returncode == 0, started.stderr
+        info = json.loads(oxios(env, "status", "--json").stdout)
+        assert info["workspace"] == str(workspace.resolve())
+        assert workspace.is_dir()
+    finally:
+        oxios(env, "stop")

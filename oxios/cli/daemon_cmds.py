@@ -11,11 +11,28 @@ from pathlib import Path
 
 import typer
 
-from .common import echo_json, fail, home, load_config, paths
+from .common import CLI_OVERRIDES, echo_json, fail, home, load_config, paths
 
 daemon_app = typer.Typer(help="Install Oxios as a service (systemd user unit).", no_args_is_help=True)
 
 UNIT_NAME = "oxios.service"
+
+
+def override_args() -> list[str]:
+    """The CLI overrides of this invocation as ``--set KEY=VALUE`` arguments."""
+    import json
+
+    args: list[str] = []
+
+    def walk(tree: dict, prefix: str) -> None:
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                args.extend(["--set", f"{prefix}{key}={json.dumps(value)}"])
+
+    walk(CLI_OVERRIDES, "")
+    return args
 
 
 def start(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -29,7 +46,8 @@ def start(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) ->
         typer.echo(f"Oxios is already running (pid {info['pid']})")
         return
     try:
-        info = start_background(home(), p)
+        # The background daemon reads config itself; hand it this command's flags (--port, --set ...).
+        info = start_background(home(), p, extra_args=override_args())
     except DaemonError as err:
         fail(str(err))
     if json_out:
