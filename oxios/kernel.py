@@ -31,7 +31,23 @@ log = logging.getLogger(__name__)
 # service object (or an awaitable of it), stored as ``kernel.services[name]``.
 # A service with ``async stop()`` (or ``stop()``) is stopped on shutdown.
 SERVICES: list[tuple[str, str]] = [
+    ("audit", "oxios.security.audit:start"),
+    ("rbac", "oxios.security.rbac:start"),
+    ("approvals", "oxios.security.approvals:start"),
+    ("tokens", "oxios.security.tokens:start"),
+    ("providers", "oxios.providers.registry:start"),
+    ("sessions", "oxios.agent.sessions:start"),
+    ("spaces", "oxios.agent.spaces:start"),
+    ("personas", "oxios.agent.personas:start"),
+    ("budget", "oxios.agent.budget:start"),
+    ("resources", "oxios.agent.resources:start"),
+    ("scheduler", "oxios.agent.scheduling:start"),
+    ("agents", "oxios.agent.supervisor:start"),
     ("gateway", "oxios.gateway:start"),
+    ("ouroboros", "oxios.ouroboros.protocol:start"),
+    ("skills", "oxios.skills.service:start"),
+    ("memory", "oxios.memory.service:start"),
+    ("cron", "oxios.cron:start"),
 ]
 
 
@@ -116,6 +132,9 @@ class Kernel:
         self.started_at: float | None = None
         self._event_pumps: list[tuple[Any, asyncio.Task[None]]] = []
         self._stopping = False
+        # True only in the daemon (set by daemon.serve): background loops such as
+        # cron's tick must not run in a CLI command's short-lived kernel.
+        self.daemon = False
         # Subsystems filled in by their own modules as they start.
         self.services: dict[str, Any] = {}
         # Methods reachable through the daemon's control socket.
@@ -248,10 +267,29 @@ class Kernel:
         )
 
     async def check_action(self, action: Action, context: ActionContext) -> Any:
-        """Ask every policy; see :mod:`oxios.security.engine` for how votes combine."""
-        from .security.engine import evaluate
+        """Ask every policy (and audit the decision); see :mod:`oxios.security.engine`."""
+        from .security.engine import decide
 
-        return await evaluate(self, action, context)
+        return await decide(self, action, context)
+
+    async def authorize(self, action: Action, context: ActionContext) -> Any:
+        """:meth:`check_action`, with "ask" resolved through approvals (deny when nobody can answer).
+
+        Returns an object with ``allowed``, ``reason``, ``policy`` and ``asked``; the decision is audited.
+        """
+        from .agent.authorize import authorize
+
+        return await authorize(self, action, context)
+
+    async def audit(self, actor: str, action: str, resource: str, allowed: bool, reason: str, **metadata: Any) -> None:
+        """Append to the audit chain (secrets are redacted there); a failing chain is logged, never raised."""
+        trail = self.services.get("audit")
+        if trail is None:
+            return
+        try:
+            await resolve(trail.append(actor or "system", action, resource, allowed, reason, metadata))
+        except Exception:
+            log.exception("audit append failed for %s %s", action, resource)
 
     # -- facade: status -------------------------------------------------------------
 
