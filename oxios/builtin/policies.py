@@ -16,7 +16,7 @@ from oxios_hookspecs import Action, ActionContext, Decision, hookimpl
 
 from ..security import exec_rules
 from ..security.rbac import Rbac, tool_permitted
-from ..security.sandbox import sandbox_for
+from ..security.sandbox import read_roots, sandbox_for
 from ..security.ssrf import SSRFError, acheck_url
 
 # Action names of the API that need a management capability.
@@ -187,23 +187,13 @@ def _shell_words(command: str) -> list[str]:
         return []
 
 
-def _skill_roots(context: ActionContext) -> list[str]:
-    """Folders of ready skills: readable (never writable) so agents can open a skill's files."""
-    skills = context.kernel.services.get("skills") if context.kernel is not None else None
-    try:
-        return [str(p) for p in skills.allowed_read_roots()] if skills is not None else []
-    except Exception:  # a broken skills service must not widen or break the sandbox
-        log.exception("skills.allowed_read_roots failed")
-        return []
-
-
 def _path_votes(action: Action, context: ActionContext) -> list[Decision]:
     sandbox = sandbox_for(context)
     checker = sandbox.check_write if action.access == "write" else sandbox.check
     ok, why, _ = checker(action.path, action.cwd or None)
     if not ok and action.access == "read":
         # Only now look at skill folders (listing skills hashes them): they widen reads, never writes.
-        roots = _skill_roots(context)
+        roots = read_roots(context)
         if roots:
             ok, why, _ = sandbox_for(context, roots).check(action.path, action.cwd or None)
     return [_vote("path", "allow" if ok else "deny", why)]

@@ -11,7 +11,8 @@ import msgspec
 
 from oxios_hookspecs import Action, ActionContext, Usage
 
-from ..agent.processes import clamp_timeout, run_command, scrubbed_env
+from ..agent.processes import run_command
+from ..security.exec_rules import clamp_timeout, resolve_binary, scrub_env
 from .llm import JsonReplyError, ask_json, extract_json
 from .seed import Check, Criterion, Seed
 
@@ -59,9 +60,12 @@ async def run_check(kernel: Any, check: Check, context: ActionContext) -> tuple[
         verdict = await kernel.check_action(Action(kind="exec", argv=check.argv, mode="structured", cwd=str(workspace)), context)
         if verdict.verdict != "allow":
             return False, f"check command not allowed: {verdict.reason}"
-        cfg = kernel.config.exec
-        result = await run_command(argv=check.argv, cwd=str(workspace), env=scrubbed_env(cfg.env_passthrough),
-                                   timeout=clamp_timeout(check.timeout_secs, cfg.default_timeout_secs, cfg.max_timeout_secs),
+        env = scrub_env(kernel.config.exec.env_passthrough)
+        binary = resolve_binary(check.argv[0], env)
+        if binary is None:
+            return False, f"check command {check.argv[0]} was not found on PATH"
+        result = await run_command(argv=[binary, *check.argv[1:]], cwd=str(workspace), env=env,
+                                   timeout=clamp_timeout(check.timeout_secs, kernel.config),
                                    max_output_bytes=4000, agent_id=context.agent_id)
         tail = result.output.strip()[-400:]
         if result.timed_out:
