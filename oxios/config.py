@@ -109,6 +109,8 @@ class CronConfig(Section):
     notify_after_failures: int = 3
     pause_after_failures: int = 5
     lease_secs: int = 90
+    delivery_max_attempts: int = 5
+    delivery_backoff_secs: float = 30.0
     jobs: dict[str, CronJobConfig] = {}
 
 
@@ -121,6 +123,8 @@ class MemoryConfig(Section):
     decay_threshold: float = 0.05
     dream_interval_hours: int = 24
     dream_after_sessions: int = 20
+    embedding_dim: int = 384
+    dream_summarizer: Literal["auto", "extractive"] = "auto"
 
 
 class SessionConfig(Section):
@@ -157,6 +161,8 @@ class McpServerConfig(Section):
     headers: dict[str, str] = {}
     timeout_secs: int = 30
     enabled: bool = True
+    # Safety tier of this server's tools; "" = "exec" for stdio servers, "network" for HTTP ones.
+    tier: Literal["", "read", "write", "exec", "network"] = ""
 
 
 class McpConfig(Section):
@@ -180,6 +186,7 @@ class LlmConfig(Section):
 
     max_retries: int = 3
     retry_base_delay_secs: float = 0.5
+    retry_max_delay_secs: float = 30.0
     breaker_failure_threshold: int = 5
     breaker_cooldown_secs: float = 30.0
     fallback_models: list[str] = []
@@ -198,6 +205,7 @@ class OrchestratorConfig(Section):
 class SkillsConfig(Section):
     prompt_token_budget: int = 2000
     extra_dirs: list[str] = []
+    max_depth: int = 6
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -364,10 +372,44 @@ def load(
     if overrides:
         _record_sources(overrides, "command line", sources)
         tree = _merge(tree, overrides)
+    _check_named_tables(tree, sources)
     try:
         return msgspec.convert(tree, Config)
     except msgspec.ValidationError as err:
         raise ConfigError(_explain(err, sources)) from None
+
+
+# Tables of named entries ([providers.NAME] ...): msgspec reports a bad entry without its
+# name, so each entry is checked on its own first and the error names it.
+_NAMED_TABLES: list[tuple[str, type]] = [
+    ("providers", ProviderConfig),
+    ("cron.jobs", CronJobConfig),
+    ("mcp.servers", McpServerConfig),
+    ("security.roles", RoleConfig),
+]
+
+
+def _check_named_tables(tree: dict[str, Any], sources: dict[str, str]) -> None:
+    for dotted, entry_type in _NAMED_TABLES:
+        node: Any = tree
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        for name, entry in node.items():
+            try:
+                msgspec.convert(entry, entry_type)
+            except msgspec.ValidationError as err:
+                message, _, where = str(err).partition(" - at `$")
+                field = where.strip(".`")
+                if "missing required field" in message:
+                    field = message.split("`")[1] if "`" in message else field
+                    message = "missing (required)"
+                elif "unknown field" in message:
+                    field = message.split("`")[1] if "`" in message else field
+                    message = "unknown key (check the spelling)"
+                key = f"{dotted}.{name}" + (f".{field}" if field else "")
+                raise ConfigError(f"{key}: {message} (from {_source_of(f'{dotted}.{name}', sources)})") from None
 
 
 def get_key(config: Config, key: str) -> Any:

@@ -6,7 +6,6 @@ Subsystems add checks with :func:`check`; each takes the loaded config (or
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from collections.abc import Callable, Iterable
@@ -69,18 +68,24 @@ def _host_tools(config: Any) -> Iterable[Finding]:
 
 @check
 def _api_keys(config: Any) -> Iterable[Finding]:
-    found = [name for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY") if os.environ.get(name)]
-    configured = [n for n, p in (config.providers.items() if config else []) if p.api_key or p.base_url or (p.api_key_env and os.environ.get(p.api_key_env))]
-    if found or configured:
-        yield Finding("api keys", "ok", "provider credentials: " + ", ".join(found + [f"providers.{n}" for n in configured]))
+    """Which LLM providers are usable (key present, model known); how to configure one when none is."""
+    if config is None:
+        return
+    from .providers.errors import NO_PROVIDER_HELP
+    from .providers.registry import from_plugins
+
+    registry = from_plugins(config)
+    usable = []
+    for name, entry in registry.entries.items():
+        ok, reason = entry.usable()
+        if ok:
+            usable.append(name)
+        elif not registry.implicit:
+            yield Finding("api keys", "warn", f"provider {name} ({entry.kind}) is not usable: {reason}", f"fix providers.{name} in config.toml; `oxios models` shows the state")
+    if usable:
+        yield Finding("api keys", "ok", "usable LLM providers: " + ", ".join(usable))
     else:
-        yield Finding(
-            "api keys",
-            "warn",
-            "no LLM provider is configured: agents cannot think",
-            "export ANTHROPIC_API_KEY=... or OPENAI_API_KEY=..., or point an OpenAI-compatible server at Oxios: "
-            "`oxios config set providers.local.kind openai` and `oxios config set providers.local.base_url http://127.0.0.1:11434/v1`",
-        )
+        yield Finding("api keys", "warn", "no LLM provider is usable: agents cannot think", NO_PROVIDER_HELP.replace("\n", " ").replace("  ", " "))
 
 
 @check
@@ -103,12 +108,13 @@ def _port(config: Any) -> Iterable[Finding]:
             yield Finding("port", "error", f"{host}:{port} is in use ({err.strerror})", f"stop what listens there (`lsof -i :{port}`) or `oxios config set gateway.port {port + 1}`")
 
 
-def run() -> list[Finding]:
+def run(overrides: dict[str, Any] | None = None) -> list[Finding]:
+    """Every check; ``overrides`` are the command line's flags (``--port``, ``--set`` ...)."""
     findings: list[Finding] = []
     path = config_path(home_dir())
     config = None
     try:
-        config = load(path)
+        config = load(path, overrides=overrides or None)
         findings.append(Finding("config", "ok", f"{path} is valid" if path.exists() else f"no {path} yet (defaults in use)"))
     except ConfigError as err:
         findings.append(Finding("config", "error", str(err), f"fix the value in {path}, or see `oxios config validate`"))
@@ -118,3 +124,7 @@ def run() -> list[Finding]:
         except Exception as err:  # a broken check is itself a finding
             findings.append(Finding(fn.__name__.strip("_"), "error", f"check failed: {err}"))
     return findings
+
+from .cron import doctor_checks as _cron_checks  # noqa: E402,F401  (registers its @check)
+from .security import doctor_checks as _security_checks  # noqa: E402,F401  (registers its @check)
+from .skills import doctor_checks as _skills_checks  # noqa: E402,F401  (registers its @check)

@@ -128,6 +128,7 @@ class Kernel:
         self.provider_kinds: dict[str, Any] = {}
         self.channels: dict[str, Any] = {}
         self.channel_plugins: dict[str, str] = {}
+        self.channel_errors: dict[str, str] = {}  # channels that failed to start, and why
         self.state: StateStore | None = None
         self.started_at: float | None = None
         self._event_pumps: list[tuple[Any, asyncio.Task[None]]] = []
@@ -233,6 +234,7 @@ class Kernel:
                 self.events.publish("channel.started", channel=name)
             except Exception as err:
                 log.exception("channel %s failed to start", name)
+                self.channel_errors[name] = f"{type(err).__name__}: {err}"
                 self.events.publish("channel.failed", channel=name, error=str(err))
 
     # -- facade: events -----------------------------------------------------
@@ -293,6 +295,14 @@ class Kernel:
 
     # -- facade: status -------------------------------------------------------------
 
+    def _channel_status(self, name: str, channel: Any) -> dict[str, Any]:
+        if name in self.channel_errors:
+            return {"state": "failed", "detail": self.channel_errors[name]}
+        try:
+            return _describe_channel(channel)
+        except Exception as err:  # status must never fail because one channel did
+            return {"state": "unknown", "detail": str(err)}
+
     def status(self) -> dict[str, Any]:
         uptime = time.time() - self.started_at if self.started_at else 0.0
         out: dict[str, Any] = {
@@ -306,7 +316,7 @@ class Kernel:
             "workspace": str(self.paths.workspace),
             "plugins": [p["name"] for p in self.plugins.plugins()],
             "plugin_failures": [f.as_dict() for f in self.plugins.failures],
-            "channels": {name: getattr(ch, "status", lambda: "running")() for name, ch in self.channels.items()},
+            "channels": {name: self._channel_status(name, ch) for name, ch in self.channels.items()},
             "tools": len(self.tools.tools),
             "components": {"state_store": {"healthy": bool(self.state and self.state.healthy()), "detail": None},
                             "event_bus": {"healthy": True, "detail": None, "subscribers": self.events.subscriber_count}},
@@ -319,6 +329,16 @@ class Kernel:
                 except Exception as err:  # status must never fail because one part did
                     out["components"][name] = {"healthy": False, "detail": str(err)}
         return out
+
+
+def _describe_channel(channel: Any) -> dict[str, Any]:
+    describe = getattr(channel, "status", None)
+    state = describe() if callable(describe) else {}
+    if not isinstance(state, dict):
+        state = {"state": str(state)}
+    if "state" not in state:  # a channel that only says whether it runs
+        state = {"state": "running" if state.get("running", True) else "stopped", **state}
+    return state
 
 
 def format_uptime(secs: float) -> str:

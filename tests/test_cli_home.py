@@ -161,3 +161,15 @@ def test_backup_of_a_database_in_use_is_consistent(oxios_home: Path, tmp_path: P
     assert conn.execute("SELECT count(*) FROM kv WHERE namespace='bulk'").fetchone()[0] == 200
     conn.close()
     store.close()
+
+
+def test_doctor_honours_root_flags(oxios_cli, oxios_home: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = oxios_cli("--port", str(port), "doctor", "--json")
+    findings = [f for f in json.loads(out.output) if f["check"] == "port"]
+    assert findings and findings[0]["status"] == "error" and str(port) in findings[0]["detail"]

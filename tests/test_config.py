@@ -114,3 +114,14 @@ def test_cli_config_commands(oxios_cli, oxios_home: Path) -> None:
     assert invalid.exit_code == 2 and "kernel.max_agents" in invalid.output
     shown = oxios_cli("config", "show", "--json")
     assert shown.exit_code == 2  # show refuses an invalid config too
+
+
+def test_bad_named_entries_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[providers.local]\nbase_url = "http://127.0.0.1:11434/v1"\n')
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path, environ={})
+    assert str(err.value).startswith("providers.local.kind: missing (required)") and str(path) in str(err.value)
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(tmp_path / "none.toml", environ={"OXIOS__MCP__SERVERS__TIME__COMAND": "uvx"})
+    assert "mcp.servers.time.comand: unknown key" in str(err.value) and "environment" in str(err.value)

@@ -96,9 +96,10 @@ def test_foreground_stops_cleanly_on_signal(env: dict[str, str], sig: signal.Sig
                             stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30
-        while not (home / "run" / "oxios.sock").exists() and time.monotonic() < deadline:
+        ready = lambda: (home / "run" / "oxios.sock").exists() and (home / "run" / "oxios.pid").exists()  # noqa: E731
+        while not ready() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert (home / "run" / "oxios.pid").exists()
+        assert ready()
         second = oxios(env, "--foreground")
         assert second.returncode != 0 and "already running" in second.stderr
         proc.send_signal(sig)
@@ -129,5 +130,32 @@ def test_cli_flags_reach_the_background_daemon(env: dict[str, str], tmp_path: Pa
         info = json.loads(oxios(env, "status", "--json").stdout)
         assert info["workspace"] == str(workspace.resolve())
         assert workspace.is_dir()
+    finally:
+        oxios(env, "stop")
+
+
+def test_a_channel_that_cannot_start_is_reported_not_hidden(env: dict[str, str]) -> None:
+    env = {**env, "OXIOS_LOAD_PLUGINS": "web"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(env["OXIOS__GATEWAY__PORT"])))
+        taken.listen()
+        started = oxios(env, "start")
+        try:
+            assert started.returncode == 0, started.stderr
+            assert "channel web failed to start" in started.stderr and "Web UI" not in started.stdout
+            status = oxios(env, "status")
+            assert "channel web: failed" in status.stdout
+            info = json.loads(oxios(env, "status", "--json").stdout)
+            assert info["channels"]["web"]["state"] == "failed" and info["status"] == "running"
+        finally:
+            oxios(env, "stop")
+
+
+def test_restart_prints_a_sentence_not_json(env: dict[str, str]) -> None:
+    assert oxios(env, "start").returncode == 0
+    try:
+        restarted = oxios(env, "restart")
+        assert restarted.returncode == 0 and "Oxios started (pid" in restarted.stdout
+        assert not restarted.stdout.lstrip().startswith("{")
     finally:
         oxios(env, "stop")

@@ -85,7 +85,7 @@ def doctor(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
     """Diagnose config, plugins, host tools, API keys and ports; each problem with its fix."""
     from ..doctor import run
 
-    findings = run()
+    findings = run(common.CLI_OVERRIDES)
     if json_out:
         common.echo_json([f.as_dict() for f in findings])
     else:
@@ -100,6 +100,8 @@ def doctor(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
 
 # Built-in command groups: one module each under oxios/cli/, each with register(app).
 COMMAND_MODULES: list[str] = [
+    "audit_cmds",
+    "security_cmds",
     "daemon_cmds",
     "config_cmds",
     "plugin_cmds",
@@ -108,7 +110,10 @@ COMMAND_MODULES: list[str] = [
     "agent_cmds",
     "models_cmds",
     "pairing_cmds",
+    "seed_cmds",
     "skill_cmds",
+    "memory_cmds",
+    "cron_cmds",
 ]
 
 _built = False

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -50,12 +51,25 @@ def start(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) ->
         info = start_background(home(), p, extra_args=override_args())
     except DaemonError as err:
         fail(str(err))
+    channels = _channel_states(p)
     if json_out:
-        echo_json(info)
+        echo_json({**info, "channels": channels})
         return
     typer.echo(f"Oxios started (pid {info['pid']}); logs: {p.logs / 'oxios.log'}")
-    if "web" in info.get("plugins", []):
+    for name, state in channels.items():
+        if state.get("state") == "failed":
+            typer.secho(f"warning: channel {name} failed to start: {state.get('detail')}", fg=typer.colors.YELLOW, err=True)
+    if channels.get("web", {}).get("state") == "running":
         typer.echo(f"Web UI: http://{config.gateway.host}:{config.gateway.port}")
+
+
+def _channel_states(p: Any) -> dict[str, Any]:
+    from ..control import ControlError, call
+
+    try:
+        return call(p.socket, "status", timeout=10).get("channels") or {}
+    except ControlError:
+        return {}
 
 
 def stop() -> None:
@@ -69,7 +83,7 @@ def stop() -> None:
 def restart() -> None:
     """Stop the daemon if it runs, then start it."""
     stop()
-    start()
+    start(json_out=False)
 
 
 def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -99,7 +113,8 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
     typer.echo(f"home: {p.home}")
     typer.echo(f"plugins: {', '.join(st.get('plugins') or []) or '(none)'}")
     for name, state in (st.get("channels") or {}).items():
-        typer.echo(f"channel {name}: {state}")
+        detail = f" ({state['detail']})" if isinstance(state, dict) and state.get("detail") else ""
+        typer.echo(f"channel {name}: {state.get('state') if isinstance(state, dict) else state}{detail}")
     for fail_ in st.get("plugin_failures") or []:
         typer.echo(f"plugin {fail_['name']} failed to load: {fail_['error']}")
     for name, comp in (st.get("components") or {}).items():
