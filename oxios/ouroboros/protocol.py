@@ -96,6 +96,10 @@ class Ouroboros:
         return None, text
 
     async def should_handle(self, message: IncomingMessage, session: dict[str, Any]) -> bool:
+        # A caller that knows (cron, A2A ...) says so in metadata instead of a prefix in the text.
+        route = (message.metadata or {}).get("route")
+        if route in ("protocol", "chat"):
+            return route == "protocol"
         if self.kernel.state.kv_get(PENDING, session["id"]) is not None:
             return not self._prefix(message.content)[0] == "conversation"
         forced, _ = self._prefix(message.content)
