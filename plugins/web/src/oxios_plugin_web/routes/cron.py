@@ -1,0 +1,108 @@
+"""Cron jobs: list, create, get, delete, edit, trigger, pause, resume, runs (the cron service validates specs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api import PAGING, ActionResult, Call, Endpoint, Page, to_builtins
+from ..errors import ApiError
+from ..schemas import CronJobCreate, CronJobEdit, Item
+
+
+async def list_jobs(call: Call) -> Page[Any]:
+    return call.paginate(list(await call.call("cron", "list")))
+
+
+async def create_job(call: Call) -> Any:
+    from oxios.kernel import NotFound
+
+    body: CronJobCreate = call.body
+    try:
+        await call.call("cron", "get", body.name)
+    except NotFound:
+        pass
+    else:
+        raise ApiError(409, f"name: a cron job named {body.name!r} already exists; edit it or pick another name")
+    return await call.call("cron", "create", to_builtins(body))
+
+
+async def get_job(call: Call) -> Any:
+    job = await call.call("cron", "get", call.path["id"])
+    runs_of = getattr(call.service("cron"), "runs", None)
+    if runs_of is not None and isinstance(job, dict):
+        job = {**job, "runs": runs_of(call.path["id"], limit=10)}
+    return job
+
+
+async def delete_job(call: Call) -> ActionResult:
+    await call.call("cron", "delete", call.path["id"])
+    return ActionResult(status="deleted", id=call.path["id"])
+
+
+async def edit_job(call: Call) -> Any:
+    changes = {k: v for k, v in to_builtins(call.body).items() if v is not None}
+    if not changes:
+        raise ApiError(422, "body: nothing to change")
+    return await call.call("cron", "edit", call.path["id"], changes)
+
+
+async def trigger_job(call: Call) -> Any:
+    return await call.call("cron", "trigger", call.path["id"])
+
+
+async def pause_job(call: Call) -> Any:
+    return await call.call("cron", "pause", call.path["id"])
+
+
+async def resume_job(call: Call) -> Any:
+    return await call.call("cron", "resume", call.path["id"])
+
+
+async def job_runs(call: Call) -> Page[Any]:
+    await call.call("cron", "get", call.path["id"])  # 404 for an unknown job, not an empty page
+    return call.paginate(list(await call.call("cron", "runs", call.path["id"], limit=1000)))
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/cron-jobs", list_jobs, "List cron jobs", "cron", response=Page[Item], query=PAGING, service="cron"),
+    Endpoint(
+        "POST",
+        "/api/cron-jobs",
+        create_job,
+        "Create a cron job",
+        "cron",
+        body=CronJobCreate,
+        response=Item,
+        status=201,
+        errors=(409,),
+        service="cron",
+    ),
+    Endpoint("GET", "/api/cron-jobs/{id}", get_job, "One cron job with its recent runs", "cron", response=Item, service="cron"),
+    Endpoint("DELETE", "/api/cron-jobs/{id}", delete_job, "Delete a cron job", "cron", response=ActionResult, service="cron"),
+    Endpoint(
+        "POST",
+        "/api/cron-jobs/{id}/edit",
+        edit_job,
+        "Change fields of a cron job",
+        "cron",
+        body=CronJobEdit,
+        response=Item,
+        service="cron",
+    ),
+    Endpoint(
+        "POST",
+        "/api/cron-jobs/{id}/trigger",
+        trigger_job,
+        "Run a cron job now",
+        "cron",
+        response=Item,
+        errors=(409,),
+        service="cron",
+    ),
+    Endpoint("POST", "/api/cron-jobs/{id}/pause", pause_job, "Pause a cron job (its slots are not run)", "cron",
+             response=Item, service="cron"),
+    Endpoint("POST", "/api/cron-jobs/{id}/resume", resume_job, "Resume a paused cron job from now", "cron",
+             response=Item, service="cron"),
+    Endpoint("GET", "/api/cron-jobs/{id}/runs", job_runs, "A cron job's run history, newest first", "cron",
+             response=Page[Item], query=PAGING, service="cron"),
+]

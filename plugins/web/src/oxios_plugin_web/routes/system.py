@@ -1,0 +1,193 @@
+"""Health, readiness, status, configuration and Prometheus metrics."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from starlette.responses import Response
+
+from ..api import Call, Endpoint, json_response
+from ..errors import ApiError
+from ..guard import require_capability
+from ..schemas import ConfigUpdated, Health, Item, Readiness, Status
+
+# Config keys whose values are credentials: shown as REDACTED, never sent out.
+REDACTED = "***"
+_SECRET_KEY = re.compile(r"(?i)(api_?key|token|secret|password|passphrase|authorization|credential)")
+_SECRET_TABLES = {"env", "headers"}  # every value inside is treated as a secret
+
+
+def redact_tree(node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        if key in _SECRET_TABLES:
+            return {k: REDACTED if v else v for k, v in node.items()}
+        return {k: redact_tree(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [redact_tree(v, key) for v in node]
+    if isinstance(node, str) and node and _SECRET_KEY.search(key) and not key.endswith("_env"):
+        return REDACTED
+    return node
+
+
+async def health(call: Call) -> Health:
+    return Health(status="ok", version=call.kernel.version)
+
+
+async def readiness(call: Call) -> Response:
+    kernel = call.kernel
+    status = kernel.status()
+    components: dict[str, Item] = {"state_store": {"healthy": bool(kernel.state and kernel.state.healthy())}}
+    for name, component in status.get("components", {}).items():
+        if isinstance(component, dict):
+            components[name] = {"healthy": bool(component.get("healthy", True)), **component}
+    healthy = all(c.get("healthy", True) for c in components.values())
+    body = Readiness(
+        status="healthy" if healthy else "degraded",
+        version=kernel.version,
+        uptime_secs=status.get("uptime_secs", 0.0),
+        components=components,
+    )
+    return json_response(body, 200 if healthy else 503)
+
+
+async def status(call: Call) -> Any:
+    return call.kernel.status()
+
+
+async def get_config(call: Call) -> Item:
+    return redact_tree(msgspec.to_builtins(call.kernel.config))
+
+
+def _drop_redacted(updates: dict[str, Any]) -> dict[str, Any]:
+    """The update without values the client sent back redacted (those keep the stored secret)."""
+    out: dict[str, Any] = {}
+    for key, value in updates.items():
+        if isinstance(value, dict) and value:
+            inner = _drop_redacted(value)
+            if inner:
+                out[key] = inner
+        elif value != REDACTED:
+            out[key] = value
+    return out
+
+
+def _apply(doc: Any, updates: dict[str, Any], prefix: str, changed: list[str]) -> None:
+    import tomlkit
+
+    for key, value in updates.items():
+        dotted = f"{prefix}{key}"
+        if not isinstance(key, str) or not key:
+            raise ApiError(422, f"{dotted or 'body'}: keys must be non-empty strings")
+        existing = doc.get(key) if hasattr(doc, "get") else None
+        if isinstance(value, dict) and (existing is None or isinstance(existing, dict)) and value:
+            if existing is None:
+                doc[key] = tomlkit.table()
+            _apply(doc[key], value, dotted + ".", changed)
+            continue
+        if value == REDACTED:
+            continue  # the client sent back a redacted secret: keep the stored one
+        if value is None:
+            if key in doc:
+                del doc[key]  # null resets the key to its default
+                changed.append(dotted)
+            continue
+        doc[key] = value
+        changed.append(dotted)
+
+
+def write_config(path: Path, updates: dict[str, Any]) -> tuple[Any, list[str]]:
+    """Merge ``updates`` into config.toml (comments kept); validate the result before it replaces the file."""
+    import tomlkit
+
+    from oxios.config import ConfigError, load, render_default_file
+
+    # A missing file starts from the commented defaults; nothing is written unless the result validates.
+    text = path.read_text(encoding="utf-8") if path.exists() else render_default_file()
+    doc = tomlkit.parse(text)
+    changed: list[str] = []
+    _apply(doc, _drop_redacted(updates), "", changed)
+    if not changed:
+        raise ApiError(422, "body: nothing to change")
+    fd, tmp_name = tempfile.mkstemp(prefix=".config.", suffix=".toml", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(tomlkit.dumps(doc))
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            # The same loader the daemon uses: unknown keys and bad types are refused here.
+            config = load(tmp, environ={})
+        except ConfigError as err:
+            raise ApiError(422, str(err).replace(str(tmp), "request body")) from None
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return config, changed
+
+
+async def put_config(call: Call) -> ConfigUpdated:
+    """Merge the body (a partial config tree) into config.toml, validated before it is written."""
+    await require_capability(call, "manage_config")
+    updates = call.body
+    if not isinstance(updates, dict) or not updates:
+        raise ApiError(422, 'body: expected a non-empty JSON object of config sections, e.g. {"gateway": {"port": 4300}}')
+    # Run inline (small file): two PUTs never interleave their read-modify-write.
+    config, changed = write_config(Path(call.kernel.paths.config_file), updates)
+    call.kernel.publish("config.updated", keys=changed)
+    return ConfigUpdated(
+        status="updated", changed=changed, restart_required=True, config=redact_tree(msgspec.to_builtins(config))
+    )
+
+
+async def metrics(call: Call) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    web_metrics = call.request.app.state.metrics
+    web_metrics.refresh(call.kernel)
+    return Response(generate_latest(web_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/health", health, "Health check (never needs a token)", "system", response=Health, public=True),
+    Endpoint(
+        "GET",
+        "/api/ready",
+        readiness,
+        "Readiness: every component healthy (503 when degraded)",
+        "system",
+        response=Readiness,
+        errors=(503,),
+    ),
+    Endpoint("GET", "/api/readiness", readiness, "Readiness (alias of /api/ready)", "system", response=Readiness, errors=(503,)),
+    Endpoint("GET", "/api/status", status, "System status: version, uptime, channels, components", "system", response=Status),
+    Endpoint("GET", "/api/config", get_config, "The effective configuration (secrets redacted)", "system", response=Item),
+    Endpoint(
+        "PUT",
+        "/api/config",
+        put_config,
+        "Change config.toml: a partial tree, validated before writing",
+        "system",
+        body=dict[str, Any],
+        response=ConfigUpdated,
+        body_limit=64 * 1024,
+        errors=(403,),
+        description='Values equal to "***" keep the stored secret; null resets a key to its default. '
+        "The daemon applies the new file at its next restart.",
+    ),
+    Endpoint(
+        "GET",
+        "/api/metrics",
+        metrics,
+        "Prometheus metrics (text exposition format)",
+        "system",
+        response=str,
+        media_type="text/plain",
+    ),
+]
