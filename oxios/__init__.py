@@ -19,6 +19,7 @@ _LAZY = {
     "tool": ("oxios.toolbox", "tool"),
     "FunctionTool": ("oxios.toolbox", "FunctionTool"),
     "hookimpl": ("oxios_hookspecs", "hookimpl"),
+    "CronJobSpec": ("oxios.cron.model", "JobSpec"),
     # For chat channel plugins (Telegram, Discord ...): the shared flow and its parts.
     "ChatChannel": ("oxios.chatkit", "ChatChannel"),
     "ChatSettings": ("oxios.chatkit", "ChatSettings"),

@@ -97,6 +97,9 @@ class CronJobConfig(Section):
     misfire_policy: Literal["skip", "catch_up", ""] = ""
     timeout_secs: int = 0
     max_runs: int = 0
+    # Commands this job may run without a human (it runs headless): exact command lines such as
+    # "git pull --ff-only". Everything else that needs an approval is denied and audited.
+    approve: list[str] = []
 
 
 class CronConfig(Section):

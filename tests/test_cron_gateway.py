@@ -139,3 +139,35 @@ async def test_a_job_with_acceptance_criteria_runs_the_ouroboros_protocol(oxios_
         failed = await cron.trigger("report", wait=True)
         assert failed["status"] == "failed" and "acceptance criteria" in failed["error"]
         scripted_provider.assert_drained()
+
+
+async def test_commands_approved_up_front_run_headless_others_are_denied(oxios_kernel_factory, scripted_provider) -> None:
+    """`approve = ["git status"]`: the job's headless run may run exactly that; anything else that asks is denied."""
+    from oxios_hookspecs import Action
+
+    from oxios.cron.model import InvalidJob
+
+    async with oxios_kernel_factory(plugins=[scripted_provider.plugin()], config=scripted_provider.config()) as kernel:
+        cron = kernel.services["cron"]
+        cron.create({"name": "sync", "schedule": "every 1h", "goal": "sync the repo", "approve": ["git status --short"]})
+        approvals = kernel.services["approvals"]
+        ctx = kernel.context(agent_id="a1", session_id="cron:sync", interactive=False)
+        allowed = await approvals.request(Action(kind="exec", argv=["git", "status", "--short"]), ctx, "asks")
+        assert allowed.verdict == "allow" and "grant" in allowed.reason
+        other = await approvals.request(Action(kind="exec", argv=["git", "status", "--long"]), ctx, "asks")
+        assert other.verdict == "deny"
+        elsewhere = kernel.context(agent_id="a2", session_id="cron:other", interactive=False)
+        assert (await approvals.request(Action(kind="exec", argv=["git", "status", "--short"]), elsewhere, "asks")).verdict == "deny"
+        # Editing the list replaces the grants; deleting the job revokes them.
+        cron.edit("sync", {"approve": ["git fetch"]})
+        assert (await approvals.request(Action(kind="exec", argv=["git", "status", "--short"]), ctx, "asks")).verdict == "deny"
+        assert (await approvals.request(Action(kind="exec", argv=["git", "fetch"]), ctx, "asks")).verdict == "allow"
+        await cron.delete("sync")
+        assert (await approvals.request(Action(kind="exec", argv=["git", "fetch"]), ctx, "asks")).verdict == "deny"
+        for bad in ("rm -rf / ; echo", "/bin/sh -c x", "git log $(id)"):
+            try:
+                cron.create({"name": "bad", "schedule": "every 1h", "goal": "x", "approve": [bad]})
+            except InvalidJob as err:
+                assert str(err).startswith("approve:")
+            else:
+                raise AssertionError(f"{bad!r} was accepted")

@@ -91,7 +91,26 @@ def validate(spec: JobSpec, *, now: float, check_past: bool = True) -> JobSpec:
         field = "timezone" if "timezone" in str(err) else "schedule"
         raise InvalidJob(f"{field}: {err}") from None
     parse_target(spec.deliver_to)
+    for line in spec.approve:
+        approved_argv(line)
     return msgspec.structs.replace(spec, timezone=timezone)
+
+
+def approved_argv(line: str) -> list[str]:
+    """One ``approve`` entry as an argument list; refused when it could not be granted exactly."""
+    import shlex
+
+    from ..security.exec_rules import FORBIDDEN_CHARS
+
+    try:
+        argv = shlex.split(line)
+    except ValueError as err:
+        raise InvalidJob(f"approve: {line!r} is not a command line: {err}") from None
+    if not argv or "/" in argv[0]:
+        raise InvalidJob(f"approve: {line!r} must start with a bare command name, e.g. 'git pull --ff-only'")
+    if any(ch in arg for arg in argv for ch in FORBIDDEN_CHARS):
+        raise InvalidJob(f"approve: {line!r} contains shell syntax; approvals cover one exact command")
+    return argv
 
 
 def spec_from_input(data: dict[str, Any], *, name: str | None = None) -> JobSpec:

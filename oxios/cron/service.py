@@ -29,13 +29,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from oxios_hookspecs import new_id
+from oxios_hookspecs import Action, new_id
 
 from ..state import StateStore
 from . import store
 from .delivery import Outbox
 from .jobs import JobTable
-from .model import FAILURE_STATUSES, InvalidJob, JobSpec, RunOutcome, RunRequest, summarize
+from .model import FAILURE_STATUSES, InvalidJob, JobSpec, RunOutcome, RunRequest, approved_argv, summarize
 from .runner import GatewayRunner, RunFunction, run_admitted
 from .schedule import iso
 
@@ -48,6 +48,10 @@ SLOT_COUNT_CAP = 10_000
 
 class JobBusy(InvalidJob):
     """The job already has a run in progress."""
+
+
+# Up-front grants live as long as the job (they are replaced whenever it changes).
+GRANT_LIFETIME_SECS = 10 * 365 * 86400.0
 
 
 class CronService:
@@ -88,6 +92,8 @@ class CronService:
         self._loop: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.jobs.sync_config(self.config.jobs, self.clock())
+        for row in self.state.all("SELECT * FROM cron_jobs"):
+            self._sync_grants(row["name"])
 
     # -- API (also reachable as cron.* over the control socket) ---------------------
 
@@ -101,20 +107,40 @@ class CronService:
 
     def create(self, job: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         row = self.jobs.create({**(job or {}), **fields}, self.clock())
+        self._sync_grants(row["name"])
         self._wake.set()
         return self.jobs.describe(row, {})
 
     def edit(self, name: str, changes: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         row = self.jobs.edit(name, {**(changes or {}), **fields}, self.clock())
+        self._sync_grants(name)
         self._wake.set()
         return self.jobs.describe(row, self._running_jobs())
 
     async def delete(self, name: str) -> dict[str, Any]:
         self.jobs.delete(name)
+        self._sync_grants(name)
         run_id = self._running.get(name)
         if run_id and run_id in self._tasks:
             self._tasks[run_id].cancel()
         return {"deleted": name}
+
+    def _sync_grants(self, name: str) -> None:
+        """The job's ``approve`` list as grants for its session ``cron:<name>`` (replaced on every change)."""
+        approvals = self.kernel.services.get("approvals") if self.kernel is not None else None
+        if approvals is None or not hasattr(approvals, "grant"):
+            return
+        owner = f"cron:{name}"
+        approvals.revoke_grants_by(owner)
+        row = self.state.one("SELECT * FROM cron_jobs WHERE name = ?", (name,))
+        if row is None:
+            return
+        for line in self.jobs.spec(row).approve:
+            action = Action(kind="exec", argv=approved_argv(line), mode="structured")
+            try:
+                approvals.grant(action, scope="session", scope_id=owner, by=owner, expires_secs=GRANT_LIFETIME_SECS)
+            except Exception as err:  # an ungrantable command is the user's to fix; the job still runs
+                log.warning("cron job %s: cannot approve %r up front: %s", name, line, err)
 
     def pause(self, name: str) -> dict[str, Any]:
         return self.jobs.describe(self.jobs.pause(name, "paused by user", self.clock()), self._running_jobs())

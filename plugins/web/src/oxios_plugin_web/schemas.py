@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from oxios import CronJobSpec
+
 Item = dict[str, Any]
 
 
@@ -207,35 +209,18 @@ class ActivePersona(Request):
 # -- cron ---------------------------------------------------------------------------
 
 
-class CronJobCreate(Request):
-    name: str
-    schedule: str
-    goal: str
-    timezone: str = ""
-    persona: str = ""
-    priority: Literal["low", "normal", "high"] = "normal"
-    enabled: bool = True
-    constraints: list[str] = []
-    acceptance_criteria: list[str] = []
-    deliver_to: str = ""
-    misfire_policy: Literal["skip", "catch_up", ""] = ""
-    timeout_secs: int = 0
-    max_runs: int = 0
+class CronJobCreate(CronJobSpec, kw_only=True, forbid_unknown_fields=True):
+    """A new job: the fields of ``[cron.jobs.NAME]`` plus its name (the host's own definition)."""
 
 
-class CronJobEdit(Request):
-    schedule: str | None = None
-    goal: str | None = None
-    timezone: str | None = None
-    persona: str | None = None
-    priority: Literal["low", "normal", "high"] | None = None
-    enabled: bool | None = None
-    constraints: list[str] | None = None
-    acceptance_criteria: list[str] | None = None
-    deliver_to: str | None = None
-    misfire_policy: Literal["skip", "catch_up", ""] | None = None
-    timeout_secs: int | None = None
-    max_runs: int | None = None
+# Every field of a job but its name, each optional: what an edit may change.
+CronJobEdit = msgspec.defstruct(
+    "CronJobEdit",
+    [(f.name, f.type | None, None) for f in msgspec.structs.fields(CronJobSpec) if f.name != "name"],
+    bases=(Request,),
+    kw_only=True,
+    forbid_unknown_fields=True,
+)
 
 
 # -- security: approvals, audit, permissions -------------------------------------------
