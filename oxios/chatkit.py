@@ -142,9 +142,7 @@ async def handle_command(kernel: Any, sessions: ChatSessions, chat_key: str, com
         if not items:
             return "No sessions yet in this chat."
         current = sessions.current(chat_key)
-        return "\n".join(
-            f"{'* ' if s['id'] == current else '  '}{s['id'][:8]} {s.get('title') or ''}".rstrip() for s in items
-        )
+        return "\n".join(f"{'* ' if s['id'] == current else '  '}{s['id'][:8]} {s.get('title') or ''}".rstrip() for s in items)
     if command == "switch":
         try:
             hit = sessions.switch(chat_key, arg)
@@ -184,8 +182,9 @@ async def _maybe_await(value: Any) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def authorize(kernel: Any, channel: str, user_id: str, allowed: list[str], *, use_pairing: bool = False,
-              name: str = "", where: str = "") -> tuple[bool, str | None]:
+def authorize(
+    kernel: Any, channel: str, user_id: str, allowed: list[str], *, use_pairing: bool = False, name: str = "", where: str = ""
+) -> tuple[bool, str | None]:
     """(allowed?, pairing code to send or None). Unknown senders are audited."""
     user_id = str(user_id)
     if user_id in {str(a) for a in allowed} or (use_pairing and pairing.is_paired(kernel.state, channel, user_id)):
@@ -193,8 +192,14 @@ def authorize(kernel: Any, channel: str, user_id: str, allowed: list[str], *, us
     audit = kernel.services.get("audit")
     if audit is not None:
         try:
-            audit.append(actor=f"{channel}:{user_id}", action="channel.unauthorized", resource=where or channel,
-                         allowed=False, reason="sender is not on the channel's allowlist", metadata={"name": name})
+            audit.append(
+                actor=f"{channel}:{user_id}",
+                action="channel.unauthorized",
+                resource=where or channel,
+                allowed=False,
+                reason="sender is not on the channel's allowlist",
+                metadata={"name": name},
+            )
         except Exception:  # auditing must not take the channel down
             log.exception("audit append failed")
     kernel.publish("channel.unauthorized", channel=channel, user_id=user_id)
@@ -381,8 +386,15 @@ class ChatChannel:
         return {"state": self.state, "detail": self.detail}
 
     def allowed(self, user_id: str, name: str = "", where: str = "") -> tuple[bool, str | None]:
-        return authorize(self.kernel, self.name, user_id, [str(u) for u in self.settings.allowed_users],
-                         use_pairing=self.settings.pairing, name=name, where=where)
+        return authorize(
+            self.kernel,
+            self.name,
+            user_id,
+            [str(u) for u in self.settings.allowed_users],
+            use_pairing=self.settings.pairing,
+            name=name,
+            where=where,
+        )
 
     def streamer(self, inbound: Inbound) -> ReplyStreamer:
         raise NotImplementedError
@@ -390,8 +402,9 @@ class ChatChannel:
     async def offer_approval(self, chat_key: str, approval_id: str, text: str) -> None:
         raise NotImplementedError
 
-    async def receive(self, inbound: Inbound, reply: Reply,
-                      save_files: Callable[[], Awaitable[list[Attachment] | None]] | None = None) -> None:
+    async def receive(
+        self, inbound: Inbound, reply: Reply, save_files: Callable[[], Awaitable[list[Attachment] | None]] | None = None
+    ) -> None:
         """Authorize, answer commands, take files, then answer through the gateway (one at a time per chat)."""
         ok, code = self.allowed(inbound.user_id, inbound.user_name, inbound.chat_key)
         if not ok:
@@ -437,8 +450,13 @@ class ChatChannel:
         streamer = self.streamer(inbound)
         await streamer.start()
         incoming = IncomingMessage(
-            content=text, channel=self.name, user_id=inbound.user_id, chat_id=inbound.chat_id, thread_id=inbound.thread_id,
-            session_id=self.sessions.ensure(inbound.chat_key, text), persona=self.sessions.persona(inbound.chat_key),
+            content=text,
+            channel=self.name,
+            user_id=inbound.user_id,
+            chat_id=inbound.chat_id,
+            thread_id=inbound.thread_id,
+            session_id=self.sessions.ensure(inbound.chat_key, text),
+            persona=self.sessions.persona(inbound.chat_key),
             attachments=attachments,
         )
         try:
@@ -462,8 +480,12 @@ class ChatChannel:
         return target, ""
 
     def attachment(self, target: Path, mime: str | None) -> Attachment:
-        return Attachment(name=target.name, path=str(target.relative_to(self.kernel.paths.workspace)),
-                          mime=mime or "application/octet-stream", size=target.stat().st_size)
+        return Attachment(
+            name=target.name,
+            path=str(target.relative_to(self.kernel.paths.workspace)),
+            mime=mime or "application/octet-stream",
+            size=target.stat().st_size,
+        )
 
     async def readable(self, path: str) -> Path:
         """A workspace file an agent wants to send out; PermissionError when policy says no."""

@@ -68,7 +68,7 @@ class ControlServer:
             method = request["method"]
             params = request.get("params") or {}
         except (ValueError, KeyError, TypeError):
-            return {"error": "malformed request: expected {\"method\": ..., \"params\": {...}}"}
+            return {"error": 'malformed request: expected {"method": ..., "params": {...}}'}
         fn = self.methods.get(method)
         if fn is None:
             return {"error": f"unknown method {method!r}"}

@@ -132,6 +132,7 @@ async def serve(kernel: Kernel, *, stop_event: asyncio.Event | None = None) -> N
             loop.add_signal_handler(sig, stop_event.set)
         except (NotImplementedError, RuntimeError):
             pass
+    kernel.daemon = True
     await kernel.start()
     control = ControlServer(paths.socket, kernel.rpc)
     await control.start()

@@ -60,7 +60,12 @@ def _host_tools(config: Any) -> Iterable[Finding]:
         if shutil.which(tool):
             yield Finding("host tools", "ok", f"{tool} found at {shutil.which(tool)}")
         else:
-            yield Finding("host tools", "error", f"required host tool {tool} is not on PATH", f"install {tool} (e.g. `apt-get install {tool}`) or remove it from exec.required_host_tools")
+            yield Finding(
+                "host tools",
+                "error",
+                f"required host tool {tool} is not on PATH",
+                f"install {tool} (e.g. `apt-get install {tool}`) or remove it from exec.required_host_tools",
+            )
     for tool in config.exec.optional_host_tools:
         if not shutil.which(tool):
             yield Finding("host tools", "warn", f"optional host tool {tool} is not on PATH", f"install {tool} if agents need it")
@@ -81,11 +86,21 @@ def _api_keys(config: Any) -> Iterable[Finding]:
         if ok:
             usable.append(name)
         elif not registry.implicit:
-            yield Finding("api keys", "warn", f"provider {name} ({entry.kind}) is not usable: {reason}", f"fix providers.{name} in config.toml; `oxios models` shows the state")
+            yield Finding(
+                "api keys",
+                "warn",
+                f"provider {name} ({entry.kind}) is not usable: {reason}",
+                f"fix providers.{name} in config.toml; `oxios models` shows the state",
+            )
     if usable:
         yield Finding("api keys", "ok", "usable LLM providers: " + ", ".join(usable))
     else:
-        yield Finding("api keys", "warn", "no LLM provider is usable: agents cannot think", NO_PROVIDER_HELP.replace("\n", " ").replace("  ", " "))
+        yield Finding(
+            "api keys",
+            "warn",
+            "no LLM provider is usable: agents cannot think",
+            NO_PROVIDER_HELP.replace("\n", " ").replace("  ", " "),
+        )
 
 
 @check
@@ -105,7 +120,12 @@ def _port(config: Any) -> Iterable[Finding]:
             sock.bind((host, port))
             yield Finding("port", "ok", f"{host}:{port} is free")
         except OSError as err:
-            yield Finding("port", "error", f"{host}:{port} is in use ({err.strerror})", f"stop what listens there (`lsof -i :{port}`) or `oxios config set gateway.port {port + 1}`")
+            yield Finding(
+                "port",
+                "error",
+                f"{host}:{port} is in use ({err.strerror})",
+                f"stop what listens there (`lsof -i :{port}`) or `oxios config set gateway.port {port + 1}`",
+            )
 
 
 def run(overrides: dict[str, Any] | None = None) -> list[Finding]:
@@ -124,6 +144,7 @@ def run(overrides: dict[str, Any] | None = None) -> list[Finding]:
         except Exception as err:  # a broken check is itself a finding
             findings.append(Finding(fn.__name__.strip("_"), "error", f"check failed: {err}"))
     return findings
+
 
 from .cron import doctor_checks as _cron_checks  # noqa: E402,F401  (registers its @check)
 from .security import doctor_checks as _security_checks  # noqa: E402,F401  (registers its @check)

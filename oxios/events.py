@@ -37,9 +37,7 @@ class Subscription:
     def wants(self, event: Event) -> bool:
         if self._types is None:
             return True
-        return event.type in self._types or any(
-            t.endswith(".*") and event.type.startswith(t[:-1]) for t in self._types
-        )
+        return event.type in self._types or any(t.endswith(".*") and event.type.startswith(t[:-1]) for t in self._types)
 
     def _offer(self, event: Event) -> None:
         if len(self._queue) >= self._maxsize:
@@ -64,7 +62,9 @@ class Subscription:
             if event is not None:
                 return event
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that lands as the event fires.
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
             except TimeoutError:
                 return None
         return None

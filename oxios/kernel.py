@@ -258,7 +258,9 @@ class Kernel:
             raise NotAvailable(name, hint)
         return svc
 
-    def context(self, *, agent_id: str = "", role: str | None = None, session_id: str = "", interactive: bool = True) -> ActionContext:
+    def context(
+        self, *, agent_id: str = "", role: str | None = None, session_id: str = "", interactive: bool = True
+    ) -> ActionContext:
         return ActionContext(
             agent_id=agent_id,
             role=role or self.config.security.default_role,
@@ -318,8 +320,10 @@ class Kernel:
             "plugin_failures": [f.as_dict() for f in self.plugins.failures],
             "channels": {name: self._channel_status(name, ch) for name, ch in self.channels.items()},
             "tools": len(self.tools.tools),
-            "components": {"state_store": {"healthy": bool(self.state and self.state.healthy()), "detail": None},
-                            "event_bus": {"healthy": True, "detail": None, "subscribers": self.events.subscriber_count}},
+            "components": {
+                "state_store": {"healthy": bool(self.state and self.state.healthy()), "detail": None},
+                "event_bus": {"healthy": True, "detail": None, "subscribers": self.events.subscriber_count},
+            },
         }
         for name, svc in self.services.items():
             describe = getattr(svc, "status", None)

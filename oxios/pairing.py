@@ -29,17 +29,23 @@ def request_code(state: Any, channel: str, user_id: str, *, name: str = "", now:
     now = now or time.time()
     for key, item in state.kv_items(NAMESPACE).items():
         if key.startswith("code:") and item["channel"] == channel and item["user_id"] == str(user_id) and item["expires"] > now:
-            return key[len("code:"):]
+            return key[len("code:") :]
     code = "".join(secrets.choice(_ALPHABET) for _ in range(8))
-    state.kv_set(NAMESPACE, f"code:{code}", {"channel": channel, "user_id": str(user_id), "name": name,
-                                             "created": now, "expires": now + CODE_TTL_SECS})
+    state.kv_set(
+        NAMESPACE,
+        f"code:{code}",
+        {"channel": channel, "user_id": str(user_id), "name": name, "created": now, "expires": now + CODE_TTL_SECS},
+    )
     return code
 
 
 def pending(state: Any, *, now: float | None = None) -> list[dict[str, Any]]:
     now = now or time.time()
-    return [{"code": k[len("code:"):], **v} for k, v in state.kv_items(NAMESPACE).items()
-            if k.startswith("code:") and v["expires"] > now]
+    return [
+        {"code": k[len("code:") :], **v}
+        for k, v in state.kv_items(NAMESPACE).items()
+        if k.startswith("code:") and v["expires"] > now
+    ]
 
 
 def approve(state: Any, code: str, *, now: float | None = None) -> dict[str, Any]:

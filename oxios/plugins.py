@@ -32,8 +32,11 @@ ENTRY_POINT_GROUP = PROJECT
 # disabling ours with OXIOS_DISABLED_PLUGINS).
 BUILTIN_PLUGINS: list[str] = [
     "oxios.builtin.policies",
+    "oxios.builtin.providers",
     "oxios.builtin.core_tools",
     "oxios.builtin.scheduler",
+    "oxios.builtin.skills",
+    "oxios.builtin.memory",
 ]
 
 
@@ -240,7 +243,12 @@ class PluginManager:
                 log.exception("plugin %s failed in %s", plugin_name, hook_name)
                 info = self.info.get(plugin_name)
                 self.failures.append(
-                    PluginFailure(plugin_name, info.distribution if info else None, info.version if info else None, f"{hook_name}: {type(err).__name__}: {err}")
+                    PluginFailure(
+                        plugin_name,
+                        info.distribution if info else None,
+                        info.version if info else None,
+                        f"{hook_name}: {type(err).__name__}: {err}",
+                    )
                 )
         return results
 

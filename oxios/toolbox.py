@@ -44,9 +44,7 @@ class FunctionTool:
                 fields.append((pname, annotation))
             else:
                 fields.append((pname, annotation, param.default))
-        self._args_type = msgspec.defstruct(
-            f"{fn.__name__}_args", fields, kw_only=True, forbid_unknown_fields=True
-        )
+        self._args_type = msgspec.defstruct(f"{fn.__name__}_args", fields, kw_only=True, forbid_unknown_fields=True)
         schema = msgspec.json.schema(self._args_type)
         parameters = _inline_schema(schema)
         parameters.pop("title", None)
@@ -94,7 +92,10 @@ def _inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
             return [resolve(v) for v in node]
         return node
 
-    return resolve(schema)
+    root = dict(schema)
+    if "$ref" in root:  # msgspec puts the top-level struct itself under $defs too
+        root = {**defs[root.pop("$ref").rsplit("/", 1)[-1]], **{k: v for k, v in root.items() if k != "$defs"}}
+    return resolve(root)
 
 
 def as_tool(obj: Any, *, name: str | None = None, tier: SafetyTier | None = None, plugin: str = "") -> Any:

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+from fakes.fixtures import fake_anthropic, fake_openai  # noqa: F401  (wire-compatible fake LLM servers)
 
 
 def require_binary(name: str) -> str:

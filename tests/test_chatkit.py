@@ -11,7 +11,12 @@ from oxios.state import StateStore
 
 @pytest.mark.parametrize("limit", [100, 2000, 4096])
 def test_split_respects_limit_and_keeps_code_blocks_whole(limit: int) -> None:
-    text = "Intro paragraph.\n\n```python\n" + "\n".join(f"x = {i}  # filler filler" for i in range(400)) + "\n```\n\nOutro " + "word " * 300
+    text = (
+        "Intro paragraph.\n\n```python\n"
+        + "\n".join(f"x = {i}  # filler filler" for i in range(400))
+        + "\n```\n\nOutro "
+        + "word " * 300
+    )
     chunks = split_message(text, limit)
     assert all(len(c) <= limit for c in chunks)
     for chunk in chunks:

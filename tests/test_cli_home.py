@@ -18,8 +18,22 @@ def test_version_and_help(oxios_cli) -> None:
 
     assert oxios_cli("--version").output.strip() == f"oxios {__version__}"
     out = oxios_cli("--help").output
-    for verb in ("start", "stop", "restart", "status", "doctor", "config", "plugins", "backup", "restore",
-                 "reset", "onboard", "log", "completion", "daemon"):
+    for verb in (
+        "start",
+        "stop",
+        "restart",
+        "status",
+        "doctor",
+        "config",
+        "plugins",
+        "backup",
+        "restore",
+        "reset",
+        "onboard",
+        "log",
+        "completion",
+        "daemon",
+    ):
         assert verb in out, verb
 
 

@@ -12,8 +12,21 @@ from oxios import config as cfg
 
 def test_defaults_have_every_seed_section() -> None:
     data = cfg.defaults()
-    for section in ("kernel", "gateway", "exec", "scheduler", "security", "cron", "memory", "session",
-                    "budget", "audit", "git", "mcp", "channels"):
+    for section in (
+        "kernel",
+        "gateway",
+        "exec",
+        "scheduler",
+        "security",
+        "cron",
+        "memory",
+        "session",
+        "budget",
+        "audit",
+        "git",
+        "mcp",
+        "channels",
+    ):
         assert section in data, section
     assert data["gateway"] == {"host": "127.0.0.1", "port": 4200, "max_concurrent_messages": 16}
 

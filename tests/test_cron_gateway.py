@@ -24,7 +24,9 @@ async def test_a_job_runs_as_a_headless_agent_through_the_gateway(oxios_kernel_f
         assert run["agent_id"] and run["input_tokens"] > 0 and run["output_tokens"] > 0
         # The agent saw the goal (a plain job skips the Ouroboros routing call: one request in all).
         prompt = scripted_provider.requests[0].messages[-1].text
-        assert "Summarize top tech news" in prompt and not prompt.startswith("#")  # the route is metadata, not text and len(scripted_provider.requests) == 1
+        assert "Summarize top tech news" in prompt and not prompt.startswith(
+            "#"
+        )  # the route is metadata, not text and len(scripted_provider.requests) == 1
         # The session cron:news holds the exchange (persisted by the gateway).
         history = kernel.services["sessions"].history("cron:news")
         assert [m.role for m in history][-2:] == ["user", "assistant"]
@@ -143,9 +145,8 @@ async def test_a_job_with_acceptance_criteria_runs_the_ouroboros_protocol(oxios_
 
 async def test_commands_approved_up_front_run_headless_others_are_denied(oxios_kernel_factory, scripted_provider) -> None:
     """`approve = ["git status"]`: the job's headless run may run exactly that; anything else that asks is denied."""
-    from oxios_hookspecs import Action
-
     from oxios.cron.model import InvalidJob
+    from oxios_hookspecs import Action
 
     async with oxios_kernel_factory(plugins=[scripted_provider.plugin()], config=scripted_provider.config()) as kernel:
         cron = kernel.services["cron"]
@@ -157,7 +158,9 @@ async def test_commands_approved_up_front_run_headless_others_are_denied(oxios_k
         other = await approvals.request(Action(kind="exec", argv=["git", "status", "--long"]), ctx, "asks")
         assert other.verdict == "deny"
         elsewhere = kernel.context(agent_id="a2", session_id="cron:other", interactive=False)
-        assert (await approvals.request(Action(kind="exec", argv=["git", "status", "--short"]), elsewhere, "asks")).verdict == "deny"
+        assert (
+            await approvals.request(Action(kind="exec", argv=["git", "status", "--short"]), elsewhere, "asks")
+        ).verdict == "deny"
         # Editing the list replaces the grants; deleting the job revokes them.
         cron.edit("sync", {"approve": ["git fetch"]})
         assert (await approvals.request(Action(kind="exec", argv=["git", "status", "--short"]), ctx, "asks")).verdict == "deny"

@@ -30,8 +30,9 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def oxios(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "oxios", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "oxios", *args], capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 def wait_gone(pid: int, timeout: float = 20) -> bool:
@@ -92,8 +93,9 @@ def test_stale_pidfile_from_a_killed_daemon_is_cleaned(env: dict[str, str]) -> N
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_foreground_stops_cleanly_on_signal(env: dict[str, str], sig: signal.Signals) -> None:
     home = Path(env["OXIOS_HOME"])
-    proc = subprocess.Popen([sys.executable, "-m", "oxios", "--foreground"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oxios", "--foreground"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 30
         ready = lambda: (home / "run" / "oxios.sock").exists() and (home / "run" / "oxios.pid").exists()  # noqa: E731

@@ -85,7 +85,9 @@ async def test_services_start_in_order_and_stop_in_reverse(oxios_kernel_factory,
 
     module.two = two
     monkeypatch.setitem(sys.modules, "fake_services", module)
-    monkeypatch.setattr(kernel_mod, "SERVICES", [*kernel_mod.SERVICES, ("one", "fake_services:one"), ("two", "fake_services:two")])
+    monkeypatch.setattr(
+        kernel_mod, "SERVICES", [*kernel_mod.SERVICES, ("one", "fake_services:one"), ("two", "fake_services:two")]
+    )
     async with oxios_kernel_factory() as kernel:
         assert kernel.service("two").name == "two"
         assert kernel.status()["components"]["one"] == {"healthy": True, "detail": "one"}

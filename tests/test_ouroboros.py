@@ -10,20 +10,34 @@ import pytest
 from oxios_hookspecs import IncomingMessage
 
 CLEAR = {"goal": 0.95, "constraints": 0.9, "criteria": 0.9, "questions": [], "assumptions": []}
-VAGUE = {"goal": 0.3, "constraints": 0.2, "criteria": 0.1,
-         "questions": [{"text": "Which file name?", "kind": "free"},
-                       {"text": "Plain text or Markdown?", "kind": "single", "options": ["text", "markdown"]}],
-         "assumptions": ["the file is called notes.txt"]}
+VAGUE = {
+    "goal": 0.3,
+    "constraints": 0.2,
+    "criteria": 0.1,
+    "questions": [
+        {"text": "Which file name?", "kind": "free"},
+        {"text": "Plain text or Markdown?", "kind": "single", "options": ["text", "markdown"]},
+    ],
+    "assumptions": ["the file is called notes.txt"],
+}
 
 
 def seed_json(path: str = "hello.txt", content: str = "hi", *, extra: list[dict[str, Any]] | None = None) -> str:
-    return json.dumps({
-        "goal": f"Create {path} containing {content}",
-        "constraints": ["only touch the workspace"],
-        "acceptance_criteria": [{"id": "c1", "description": f"{path} contains {content}",
-                                 "check": {"kind": "file", "path": path, "equals": content}}, *(extra or [])],
-        "ontology": [{"name": "file", "description": path}],
-    })
+    return json.dumps(
+        {
+            "goal": f"Create {path} containing {content}",
+            "constraints": ["only touch the workspace"],
+            "acceptance_criteria": [
+                {
+                    "id": "c1",
+                    "description": f"{path} contains {content}",
+                    "check": {"kind": "file", "path": path, "equals": content},
+                },
+                *(extra or []),
+            ],
+            "ontology": [{"name": "file", "description": path}],
+        }
+    )
 
 
 def enqueue_write(provider, path: str, content: str, reply: str = "Done: wrote the file.") -> None:
@@ -130,7 +144,9 @@ async def test_failed_check_evolves_and_passes_in_generation_one(protocol_kernel
     scripted_provider.enqueue_text(json.dumps(CLEAR))
     scripted_provider.enqueue_text(seed_json("hello.txt", "hi"))
     enqueue_write(scripted_provider, "hello.txt", "hello")  # wrong content: the check fails
-    scripted_provider.enqueue_text(json.dumps({"criteria": [{"id": "c1", "score": 0.2, "evidence": "file says hello", "verdict": "fail"}], "score": 0.2}))
+    scripted_provider.enqueue_text(
+        json.dumps({"criteria": [{"id": "c1", "score": 0.2, "evidence": "file says hello", "verdict": "fail"}], "score": 0.2})
+    )
     evolved = json.loads(seed_json("hello.txt", "hi"))
     evolved["constraints"].append("write exactly the two letters hi, nothing else")
     scripted_provider.enqueue_text(json.dumps(evolved))
@@ -151,13 +167,18 @@ async def test_failed_check_evolves_and_passes_in_generation_one(protocol_kernel
 async def test_max_generations_returns_the_best(protocol_kernel, scripted_provider) -> None:
     judge_scores = [0.4, 0.6]
     scripted_provider.enqueue_text(json.dumps(CLEAR))
-    scripted_provider.enqueue_text(json.dumps({
-        "goal": "Write a haiku", "acceptance_criteria": [{"id": "c1", "description": "a good haiku"}]}))
+    scripted_provider.enqueue_text(
+        json.dumps({"goal": "Write a haiku", "acceptance_criteria": [{"id": "c1", "description": "a good haiku"}]})
+    )
     for i, score in enumerate(judge_scores):
         scripted_provider.enqueue_text(f"haiku attempt {i}")
-        scripted_provider.enqueue_text(json.dumps({"criteria": [{"id": "c1", "score": score, "evidence": f"attempt {i}"}], "score": score}))
+        scripted_provider.enqueue_text(
+            json.dumps({"criteria": [{"id": "c1", "score": score, "evidence": f"attempt {i}"}], "score": score})
+        )
         if i == 0:
-            scripted_provider.enqueue_text(json.dumps({"goal": "Write a haiku", "acceptance_criteria": [{"id": "c1", "description": "a 5-7-5 haiku"}]}))
+            scripted_provider.enqueue_text(
+                json.dumps({"goal": "Write a haiku", "acceptance_criteria": [{"id": "c1", "description": "a 5-7-5 haiku"}]})
+            )
     async with protocol_kernel(max_generations=2) as kernel:
         events = kernel.subscribe(types={"evolution.max_reached"})
         result = await submit(kernel, "#plan write a haiku")
@@ -182,7 +203,9 @@ async def test_junk_judge_output_gets_one_retry_then_a_fallback(protocol_kernel,
 
 async def test_unevidenced_claims_are_capped(protocol_kernel, scripted_provider) -> None:
     scripted_provider.enqueue_text(json.dumps(CLEAR))
-    scripted_provider.enqueue_text(json.dumps({"goal": "Summarise", "acceptance_criteria": [{"id": "c1", "description": "done"}]}))
+    scripted_provider.enqueue_text(
+        json.dumps({"goal": "Summarise", "acceptance_criteria": [{"id": "c1", "description": "done"}]})
+    )
     scripted_provider.enqueue_text("Trust me, it is done.")
     scripted_provider.enqueue_text(json.dumps({"criteria": [{"id": "c1", "score": 1.0, "evidence": ""}], "score": 1.0}))
     async with protocol_kernel(max_generations=1) as kernel:
@@ -205,13 +228,26 @@ async def test_budget_exhausted_mid_protocol(oxios_kernel_factory, scripted_prov
 
 async def test_mechanical_command_check_runs_under_the_exec_policy(protocol_kernel, scripted_provider) -> None:
     scripted_provider.enqueue_text(json.dumps(CLEAR))
-    scripted_provider.enqueue_text(json.dumps({
-        "goal": "Make a file", "acceptance_criteria": [
-            {"id": "c1", "description": "file exists", "check": {"kind": "command", "argv": ["cat", "made.txt"]}},
-            {"id": "c2", "description": "not sneaky", "check": {"kind": "command", "argv": ["rm", "-rf", "made.txt"]}}]}))
+    scripted_provider.enqueue_text(
+        json.dumps(
+            {
+                "goal": "Make a file",
+                "acceptance_criteria": [
+                    {"id": "c1", "description": "file exists", "check": {"kind": "command", "argv": ["cat", "made.txt"]}},
+                    {"id": "c2", "description": "not sneaky", "check": {"kind": "command", "argv": ["rm", "-rf", "made.txt"]}},
+                ],
+            }
+        )
+    )
     enqueue_write(scripted_provider, "made.txt", "ok")
-    scripted_provider.enqueue_text(json.dumps({"criteria": [{"id": "c1", "score": 1.0, "evidence": "cat ok"},
-                                                            {"id": "c2", "score": 1.0, "evidence": "claimed"}], "score": 1.0}))
+    scripted_provider.enqueue_text(
+        json.dumps(
+            {
+                "criteria": [{"id": "c1", "score": 1.0, "evidence": "cat ok"}, {"id": "c2", "score": 1.0, "evidence": "claimed"}],
+                "score": 1.0,
+            }
+        )
+    )
     async with protocol_kernel(max_generations=1) as kernel:
         result = await submit(kernel, "#spec make a file")
         evaluation = kernel.service("ouroboros").get_seed(result.seed_id)["evaluation"]
@@ -238,10 +274,20 @@ def test_spec_run_end_to_end_through_the_openai_sdk(fake_openai, tmp_path) -> No
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OXIOS") and not k.endswith("_API_KEY")}
     env.update(OXIOS_HOME=str(home), OXIOS_LOAD_PLUGINS="")
     fake_openai.enqueue_text(json.dumps(CLEAR))
-    fake_openai.enqueue_text(json.dumps({
-        "goal": "Create hello.txt containing hi",
-        "acceptance_criteria": [{"id": "c1", "description": "hello.txt holds exactly hi",
-                                 "check": {"kind": "command", "argv": ["grep", "-qx", "hi", "hello.txt"]}}]}))
+    fake_openai.enqueue_text(
+        json.dumps(
+            {
+                "goal": "Create hello.txt containing hi",
+                "acceptance_criteria": [
+                    {
+                        "id": "c1",
+                        "description": "hello.txt holds exactly hi",
+                        "check": {"kind": "command", "argv": ["grep", "-qx", "hi", "hello.txt"]},
+                    }
+                ],
+            }
+        )
+    )
     fake_openai.enqueue_tool_call("write", {"path": "hello.txt", "content": "hi\n"})
     fake_openai.enqueue_text("Created hello.txt.")
 
@@ -263,12 +309,24 @@ def test_spec_run_end_to_end_through_the_openai_sdk(fake_openai, tmp_path) -> No
 
     # The same request whose check fails: --exit-code makes the run exit 1.
     fake_openai.enqueue_text(json.dumps(CLEAR))
-    fake_openai.enqueue_text(json.dumps({
-        "goal": "Create bye.txt containing bye",
-        "acceptance_criteria": [{"id": "c1", "description": "bye.txt holds bye",
-                                 "check": {"kind": "command", "argv": ["grep", "-qx", "bye", "bye.txt"]}}]}))
+    fake_openai.enqueue_text(
+        json.dumps(
+            {
+                "goal": "Create bye.txt containing bye",
+                "acceptance_criteria": [
+                    {
+                        "id": "c1",
+                        "description": "bye.txt holds bye",
+                        "check": {"kind": "command", "argv": ["grep", "-qx", "bye", "bye.txt"]},
+                    }
+                ],
+            }
+        )
+    )
     fake_openai.enqueue_text("I could not do it.")
     fake_openai.enqueue_text(json.dumps({"criteria": [{"id": "c1", "score": 0.0, "evidence": "no file"}], "score": 0.0}))
-    failed = oxios("--set", "orchestrator.max_generations=1", "run", "--json", "--exit-code", "#spec create bye.txt containing bye")
+    failed = oxios(
+        "--set", "orchestrator.max_generations=1", "run", "--json", "--exit-code", "#spec create bye.txt containing bye"
+    )
     assert failed.returncode == 1, failed.stderr
     assert json.loads(failed.stdout)["evaluation_passed"] is False

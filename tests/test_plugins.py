@@ -38,13 +38,13 @@ async def startup(kernel):
 
 BROKEN = "raise RuntimeError('this plugin is broken on purpose')\n"
 
-TYPO = '''
+TYPO = """
 from oxios_hookspecs import hookimpl
 
 @hookimpl
 def register_tool(register):  # misspelled: the hook is register_tools
     pass
-'''
+"""
 
 
 def make_dist(site: Path, dist: str, module: str, source: str, ep_name: str) -> None:
@@ -71,8 +71,9 @@ def site(tmp_path: Path) -> Path:
 def oxios(site: Path, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OXIOS")}
     # Only this test's distributions: the plugins of this repository are installed in the venv too.
-    full_env.update(OXIOS_HOME=str(home), PYTHONPATH=f"{site}{os.pathsep}{site.parent / 'site2'}",
-                    OXIOS_LOAD_PLUGINS="demo,broken,typo")
+    full_env.update(
+        OXIOS_HOME=str(home), PYTHONPATH=f"{site}{os.pathsep}{site.parent / 'site2'}", OXIOS_LOAD_PLUGINS="demo,broken,typo"
+    )
     full_env.update(env)
     return subprocess.run([sys.executable, "-m", "oxios", *args], capture_output=True, text=True, env=full_env, timeout=60)
 

@@ -7,8 +7,24 @@ import os
 import subprocess
 import sys
 
-HEAVY = ("anthropic", "openai", "httpx", "httpx2", "dulwich", "playwright", "mcp", "telegram", "discord", "a2a",
-         "usearch", "numpy", "starlette", "uvicorn", "jsonschema", "prometheus_client")
+HEAVY = (
+    "anthropic",
+    "openai",
+    "httpx",
+    "httpx2",
+    "dulwich",
+    "playwright",
+    "mcp",
+    "telegram",
+    "discord",
+    "a2a",
+    "usearch",
+    "numpy",
+    "starlette",
+    "uvicorn",
+    "jsonschema",
+    "prometheus_client",
+)
 
 PROBE = """
 import json, sys

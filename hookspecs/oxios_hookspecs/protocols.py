@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from .types import (
-    ActionContext,
     Action,
+    ActionContext,
     Decision,
     MemoryHit,
     MemoryRecord,

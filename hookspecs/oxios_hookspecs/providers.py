@@ -18,6 +18,14 @@ def register_providers(register: Callable[[str, Callable[..., Any]], None]) -> N
     entry as a dict, and gets back a
     :class:`oxios_hookspecs.protocols.Provider`. ``oxios models`` lists them.
 
+    Optional extras the host uses when present: ``usable() -> (bool, reason)``
+    (e.g. no key), ``default_model: str``, ``async close()``. Callers reach
+    providers through the host's ``providers`` service, which retries and
+    guards each one with a circuit breaker: raise an exception carrying
+    ``retryable: bool`` (and optionally ``status: int`` and
+    ``retry_after: float`` seconds) so transient failures (429, 5xx,
+    timeouts) are retried and count against the breaker.
+
     :param register: ``register(kind, factory)``.
 
     .. versionadded:: 0.1

@@ -38,7 +38,7 @@ def get(key: str = typer.Argument(..., help="Dotted key, e.g. exec.allowed_comma
 
 
 @config_app.command("set")
-def set_(key: str = typer.Argument(...), value: str = typer.Argument(..., help="A TOML value (42, true, [\"a\"]) or text")) -> None:
+def set_(key: str = typer.Argument(...), value: str = typer.Argument(..., help='A TOML value (42, true, ["a"]) or text')) -> None:
     """Set a value in config.toml (validated first; comments kept)."""
     from ..config import ConfigError, config_path, set_key
 

@@ -104,12 +104,20 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
     try:
         st = call(p.socket, "status", timeout=10)
     except ControlError as err:
-        st = {"status": "running", "pid": info["pid"], "version": info.get("version"), "detail": str(err),
-              "plugins": info.get("plugins", []), "uptime_secs": round(time.time() - info.get("started_at", time.time()))}
+        st = {
+            "status": "running",
+            "pid": info["pid"],
+            "version": info.get("version"),
+            "detail": str(err),
+            "plugins": info.get("plugins", []),
+            "uptime_secs": round(time.time() - info.get("started_at", time.time())),
+        }
     if json_out:
         echo_json(st)
         return
-    typer.echo(f"Oxios is running (pid {st.get('pid')}, up {st.get('uptime', str(st.get('uptime_secs')) + 's')}, version {st.get('version')})")
+    typer.echo(
+        f"Oxios is running (pid {st.get('pid')}, up {st.get('uptime', str(st.get('uptime_secs')) + 's')}, version {st.get('version')})"
+    )
     typer.echo(f"home: {p.home}")
     typer.echo(f"plugins: {', '.join(st.get('plugins') or []) or '(none)'}")
     for name, state in (st.get("channels") or {}).items():

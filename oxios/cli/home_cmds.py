@@ -45,14 +45,20 @@ def run_onboarding(*, ask: bool) -> None:
         if os.environ.get(env):
             typer.echo(f"{env} is set in your environment; Oxios will use it.")
         else:
-            key = typer.prompt(f"{kind} API key (stored in {path}, mode 0600; blank to skip)", default="", hide_input=True, show_default=False)
+            key = typer.prompt(
+                f"{kind} API key (stored in {path}, mode 0600; blank to skip)", default="", hide_input=True, show_default=False
+            )
             if key:
                 changes += [(f"providers.{kind}.kind", json.dumps(kind)), (f"providers.{kind}.api_key", json.dumps(key))]
     elif kind == "openai-compatible":
         url = typer.prompt("Base URL (e.g. http://127.0.0.1:11434/v1 for Ollama)")
         model = typer.prompt("Model name", default="llama3.2")
-        changes += [("providers.local.kind", '"openai"'), ("providers.local.base_url", json.dumps(url)),
-                    ("providers.local.default_model", json.dumps(model)), ("kernel.default_provider", '"local"')]
+        changes += [
+            ("providers.local.kind", '"openai"'),
+            ("providers.local.base_url", json.dumps(url)),
+            ("providers.local.default_model", json.dumps(model)),
+            ("kernel.default_provider", '"local"'),
+        ]
     for key, value in changes:
         try:
             set_key(path, key, value)
@@ -137,7 +143,7 @@ def reset(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (for s
     p = paths() if (h / "config.toml").exists() else None
     if p is not None and is_running(p):
         fail("Oxios is running; stop it first with `oxios stop`")
-    targets = [t for t in [h, *( [p.workspace] if p and h not in p.workspace.parents else [] ), _unit_path()] if t.exists()]
+    targets = [t for t in [h, *([p.workspace] if p and h not in p.workspace.parents else []), _unit_path()] if t.exists()]
     if not targets:
         typer.echo("nothing to delete")
         return

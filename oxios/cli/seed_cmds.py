@@ -40,7 +40,7 @@ def list_(limit: int = typer.Option(20, help="How many, newest first."), json_ou
         echo_json(rows)
         return
     if not rows:
-        typer.echo("no seeds yet (a task run through the protocol creates one: oxios run \"#spec ...\")")
+        typer.echo('no seeds yet (a task run through the protocol creates one: oxios run "#spec ...")')
     for r in rows:
         verdict = {True: "passed", False: "failed", None: "not evaluated"}[r["evaluation_passed"]]
         typer.echo(f"{r['id'][:8]}  gen {r['generation']}  {verdict:<13} {r['goal'][:70]}")
@@ -61,8 +61,10 @@ def evolution(seed_id: str, json_out: bool = typer.Option(False, "--json")) -> N
         return
     for r in rows:
         ev = r["evaluation"] or {}
-        typer.echo(f"gen {r['generation']}  {r['id'][:8]}  score {ev.get('score', '-')}  "
-                   f"{'passed' if ev.get('passed') else 'failed' if ev else 'not evaluated'}")
+        typer.echo(
+            f"gen {r['generation']}  {r['id'][:8]}  score {ev.get('score', '-')}  "
+            f"{'passed' if ev.get('passed') else 'failed' if ev else 'not evaluated'}"
+        )
         for c in ev.get("criteria", []):
             typer.echo(f"    [{c['id']}] {c.get('score')}  {c.get('note', '')[:100]}")
 

@@ -64,9 +64,14 @@ async def run_check(kernel: Any, check: Check, context: ActionContext) -> tuple[
         binary = resolve_binary(check.argv[0], env)
         if binary is None:
             return False, f"check command {check.argv[0]} was not found on PATH"
-        result = await run_command(argv=[binary, *check.argv[1:]], cwd=str(workspace), env=env,
-                                   timeout=clamp_timeout(check.timeout_secs, kernel.config),
-                                   max_output_bytes=4000, agent_id=context.agent_id)
+        result = await run_command(
+            argv=[binary, *check.argv[1:]],
+            cwd=str(workspace),
+            env=env,
+            timeout=clamp_timeout(check.timeout_secs, kernel.config),
+            max_output_bytes=4000,
+            agent_id=context.agent_id,
+        )
         tail = result.output.strip()[-400:]
         if result.timed_out:
             return False, f"`{' '.join(check.argv)}` timed out"
@@ -112,7 +117,11 @@ def _judge_validator(ids: set[str]) -> Any:
             score = float(item["score"])
             if not 0 <= score <= 1:
                 raise ValueError(f"score {score} is not between 0 and 1")
-            out[str(item["id"])] = {"score": score, "evidence": str(item.get("evidence") or ""), "note": str(item.get("note") or "")}
+            out[str(item["id"])] = {
+                "score": score,
+                "evidence": str(item.get("evidence") or ""),
+                "note": str(item.get("note") or ""),
+            }
         missing = ids - set(out)
         if missing:
             raise ValueError(f"no verdict for criteria {sorted(missing)}")
@@ -121,16 +130,26 @@ def _judge_validator(ids: set[str]) -> Any:
     return validate
 
 
-async def evaluate(kernel: Any, seed: Seed, response: str, transcript: list[dict[str, Any]], context: ActionContext, *,
-                   min_score: float, model: str = "", usage: list[Usage] | None = None) -> Evaluation:
+async def evaluate(
+    kernel: Any,
+    seed: Seed,
+    response: str,
+    transcript: list[dict[str, Any]],
+    context: ActionContext,
+    *,
+    min_score: float,
+    model: str = "",
+    usage: list[Usage] | None = None,
+) -> Evaluation:
     results: dict[str, CriterionResult] = {}
     for criterion in seed.acceptance_criteria:
         if criterion.check is None:
             results[criterion.id] = CriterionResult(id=criterion.id)
             continue
         ok, note = await run_check(kernel, criterion.check, context)
-        results[criterion.id] = CriterionResult(id=criterion.id, passed=ok, score=1.0 if ok else 0.0, note=note,
-                                                evidence=note, mechanical=True)
+        results[criterion.id] = CriterionResult(
+            id=criterion.id, passed=ok, score=1.0 if ok else 0.0, note=note, evidence=note, mechanical=True
+        )
     schema_error = check_schema(seed.output_schema, response)
     mechanical_pass = all(r.passed is not False for r in results.values()) and schema_error is None
     to_judge = [c for c in seed.acceptance_criteria if results[c.id].passed is None or not mechanical_pass]
@@ -154,21 +173,43 @@ async def evaluate(kernel: Any, seed: Seed, response: str, transcript: list[dict
             result.note = verdict["note"] or result.note
     scores = [r.score for r in results.values() if r.score is not None]
     score = round(sum(scores) / len(scores), 4) if scores else (1.0 if mechanical_pass else 0.0)
-    return Evaluation(seed_id=seed.id, passed=mechanical_pass and score >= min_score, mechanical_pass=mechanical_pass,
-                      score=score, criteria=list(results.values()), judge=judge, schema_error=schema_error)
+    return Evaluation(
+        seed_id=seed.id,
+        passed=mechanical_pass and score >= min_score,
+        mechanical_pass=mechanical_pass,
+        score=score,
+        criteria=list(results.values()),
+        judge=judge,
+        schema_error=schema_error,
+    )
 
 
-async def _judge(kernel: Any, seed: Seed, criteria: list[Criterion], results: dict[str, CriterionResult], response: str,
-                 transcript: list[dict[str, Any]], *, model: str, usage: list[Usage] | None) -> dict[str, Any] | None:
+async def _judge(
+    kernel: Any,
+    seed: Seed,
+    criteria: list[Criterion],
+    results: dict[str, CriterionResult],
+    response: str,
+    transcript: list[dict[str, Any]],
+    *,
+    model: str,
+    usage: list[Usage] | None,
+) -> dict[str, Any] | None:
     lines = [f"Goal: {seed.goal}", "Criteria to judge:"]
     for c in criteria:
         known = results[c.id]
         lines.append(f"- [{c.id}] {c.description}" + (f" (mechanical check: {known.note})" if known.mechanical else ""))
-    lines += ["", "Tools the agent used: " + (json.dumps(transcript)[:3000] if transcript else "none"),
-              "", "The agent's final answer:", response[:8000]]
+    lines += [
+        "",
+        "Tools the agent used: " + (json.dumps(transcript)[:3000] if transcript else "none"),
+        "",
+        "The agent's final answer:",
+        response[:8000],
+    ]
     try:
-        return await ask_json(kernel, JUDGE_SYSTEM, "\n".join(lines), validate=_judge_validator({c.id for c in criteria}),
-                              model=model, usage=usage)
+        return await ask_json(
+            kernel, JUDGE_SYSTEM, "\n".join(lines), validate=_judge_validator({c.id for c in criteria}), model=model, usage=usage
+        )
     except JsonReplyError as err:
         log.warning("ouroboros: judge reply unusable after a retry (%s); using the fallback score", err)
         return None

@@ -49,8 +49,9 @@ def _validate(data: Any) -> Clarity:
     return msgspec.structs.replace(clarity, questions=clarity.questions[:MAX_QUESTIONS])
 
 
-async def assess(kernel: Any, request: str, answers: list[dict[str, str]], *, model: str = "",
-                 usage: list[Usage] | None = None) -> Clarity:
+async def assess(
+    kernel: Any, request: str, answers: list[dict[str, str]], *, model: str = "", usage: list[Usage] | None = None
+) -> Clarity:
     prompt = f"Task request:\n{request}"
     if answers:
         prompt += "\n\nAnswers the user already gave:\n" + "\n".join(f"Q: {a['question']}\nA: {a['answer']}" for a in answers)

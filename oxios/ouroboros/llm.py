@@ -50,6 +50,9 @@ async def ask_json(
         except (ValueError, KeyError, TypeError) as err:
             problem = str(err)
             log.info("ouroboros: malformed JSON from the model (attempt %d): %s", attempt + 1, problem)
-            messages = [*messages, Message.assistant(text or "(empty)"),
-                        Message.user(f"That reply was not usable: {problem}. Answer again with only the JSON object.")]
+            messages = [
+                *messages,
+                Message.assistant(text or "(empty)"),
+                Message.user(f"That reply was not usable: {problem}. Answer again with only the JSON object."),
+            ]
     raise JsonReplyError(problem)

@@ -147,21 +147,24 @@ class Ouroboros:
         ambiguous = clarity is not None and clarity.ambiguity > self.config.ambiguity_threshold
         if ambiguous and can_ask and clarity.questions and round_no <= self.config.max_interview_rounds:
             questions = [q.text for q in clarity.questions]
-            self.kernel.state.kv_set(PENDING, session["id"], {"request": request, "answers": answers, "round": round_no,
-                                                              "questions": questions})
+            self.kernel.state.kv_set(
+                PENDING, session["id"], {"request": request, "answers": answers, "round": round_no, "questions": questions}
+            )
             self._phase_completed("Interview", session, ambiguity=clarity.ambiguity, asked=len(questions))
             return self._result(format_questions(clarity.questions), session, "Interview", None, None, None, started)
         self.kernel.state.kv_delete(PENDING, session["id"])
         assumptions = clarity.assumptions if ambiguous and clarity is not None else []
-        self._phase_completed("Interview", session, ambiguity=clarity.ambiguity if clarity else None,
-                              assumptions=len(assumptions))
+        self._phase_completed(
+            "Interview", session, ambiguity=clarity.ambiguity if clarity else None, assumptions=len(assumptions)
+        )
 
         self._phase_started("Seed", session)
         try:
             seed = await self._new_seed(request, answers, assumptions, session, model, usage)
         except JsonReplyError as err:
-            return self._result(f"I could not turn this into a specification: {err}", session, "Seed", None, False, None,
-                                started, error=str(err))
+            return self._result(
+                f"I could not turn this into a specification: {err}", session, "Seed", None, False, None, started, error=str(err)
+            )
         self._phase_completed("Seed", session, seed_id=seed.id)
 
         best: Generation | None = None
@@ -172,25 +175,56 @@ class Ouroboros:
             run = await self._execute(seed, request, session, message, on_token)
             if not run.evaluable:
                 # The agent could not work (provider down, killed, budget gone): stop here and say why.
-                return self._result(run.response, session, "Execute", run.seed.id, False, run.agent_id, started,
-                                    error=f"{run.status}: {run.error}" if run.error else run.status)
+                return self._result(
+                    run.response,
+                    session,
+                    "Execute",
+                    run.seed.id,
+                    False,
+                    run.agent_id,
+                    started,
+                    error=f"{run.status}: {run.error}" if run.error else run.status,
+                )
             self._phase_started("Evaluate", session, seed_id=seed.id)
             context = self.kernel.context(agent_id=run.agent_id or "", session_id=session["id"], interactive=False)
-            evaluation = await evaluate(self.kernel, seed, run.response, run_transcript(self.kernel, run), context,
-                                        min_score=self.config.min_score, model=model, usage=usage)
+            evaluation = await evaluate(
+                self.kernel,
+                seed,
+                run.response,
+                run_transcript(self.kernel, run),
+                context,
+                min_score=self.config.min_score,
+                model=model,
+                usage=usage,
+            )
             run.evaluation = evaluation
-            self.seeds.record_evaluation(seed.id, run.agent_id, {**msgspec.to_builtins(evaluation), "response": run.response,
-                                                                  "agent_id": run.agent_id, "agent_status": run.status})
-            self.kernel.publish("evaluation.result", seed_id=seed.id, score=evaluation.score,
-                                mechanical_pass=evaluation.mechanical_pass, passed=evaluation.passed, generation=seed.generation)
+            self.seeds.record_evaluation(
+                seed.id,
+                run.agent_id,
+                {
+                    **msgspec.to_builtins(evaluation),
+                    "response": run.response,
+                    "agent_id": run.agent_id,
+                    "agent_status": run.status,
+                },
+            )
+            self.kernel.publish(
+                "evaluation.result",
+                seed_id=seed.id,
+                score=evaluation.score,
+                mechanical_pass=evaluation.mechanical_pass,
+                passed=evaluation.passed,
+                generation=seed.generation,
+            )
             self._phase_completed("Evaluate", session, seed_id=seed.id, passed=evaluation.passed)
             if best is None or best.evaluation is None or _rank(evaluation) > _rank(best.evaluation):
                 best = run
             if evaluation.passed:
                 break
             if generation + 1 >= self.config.max_generations:
-                self.kernel.publish("evolution.max_reached", seed_id=seed.id, generations=self.config.max_generations,
-                                    best_seed_id=best.seed.id)
+                self.kernel.publish(
+                    "evolution.max_reached", seed_id=seed.id, generations=self.config.max_generations, best_seed_id=best.seed.id
+                )
                 break
             self.kernel.publish("evolution.started", seed_id=seed.id, generation=seed.generation + 1)
             self._phase_started("Evolve", session, seed_id=seed.id)
@@ -204,49 +238,86 @@ class Ouroboros:
                 await on_token(f"\n\n[evaluation failed; evolving to generation {seed.generation}]\n\n")
         assert best is not None and best.evaluation is not None
         ev = best.evaluation
-        footer = (f"\n\n[seed {best.seed.id[:8]}, generation {best.seed.generation}: evaluation "
-                  f"{'passed' if ev.passed else 'failed'} (score {ev.score:.2f}"
-                  f"{', mechanical checks passed' if ev.mechanical_pass else ', mechanical checks failed'})]")
-        return self._result(best.response + footer, session, phase if phase == "Evolve" else "Evaluate", best.seed.id,
-                            ev.passed, best.agent_id, started)
+        footer = (
+            f"\n\n[seed {best.seed.id[:8]}, generation {best.seed.generation}: evaluation "
+            f"{'passed' if ev.passed else 'failed'} (score {ev.score:.2f}"
+            f"{', mechanical checks passed' if ev.mechanical_pass else ', mechanical checks failed'})]"
+        )
+        return self._result(
+            best.response + footer,
+            session,
+            phase if phase == "Evolve" else "Evaluate",
+            best.seed.id,
+            ev.passed,
+            best.agent_id,
+            started,
+        )
 
-    async def _new_seed(self, request: str, answers: list[dict[str, str]], assumptions: list[str], session: dict[str, Any],
-                        model: str, usage: list[Usage]) -> Seed:
+    async def _new_seed(
+        self,
+        request: str,
+        answers: list[dict[str, str]],
+        assumptions: list[str],
+        session: dict[str, Any],
+        model: str,
+        usage: list[Usage],
+    ) -> Seed:
         prompt = f"Task request:\n{request}"
         if answers:
             prompt += "\n\nClarifications from the user:\n" + "\n".join(f"Q: {a['question']}\nA: {a['answer']}" for a in answers)
         if assumptions:
             prompt += "\n\nAssumptions to write into the constraints:\n" + "\n".join(f"- {a}" for a in assumptions)
         draft = await ask_json(self.kernel, SEED_SYSTEM, prompt, validate=_draft, model=model, usage=usage)
-        constraints = [*draft.constraints, *(f"Assumption: {a}" for a in assumptions if f"Assumption: {a}" not in draft.constraints)]
-        seed = Seed(goal=draft.goal, constraints=constraints, acceptance_criteria=draft.acceptance_criteria,
-                    ontology=draft.ontology, original_request=request, output_schema=draft.output_schema,
-                    session_id=session["id"])
+        constraints = [
+            *draft.constraints,
+            *(f"Assumption: {a}" for a in assumptions if f"Assumption: {a}" not in draft.constraints),
+        ]
+        seed = Seed(
+            goal=draft.goal,
+            constraints=constraints,
+            acceptance_criteria=draft.acceptance_criteria,
+            ontology=draft.ontology,
+            original_request=request,
+            output_schema=draft.output_schema,
+            session_id=session["id"],
+        )
         self.seeds.save(seed)
         self.kernel.publish("seed.created", seed_id=seed.id, generation=0, parent_id=None, session_id=session["id"])
         return seed
 
     async def _evolve(self, seed: Seed, evaluation: Evaluation, response: str, model: str, usage: list[Usage]) -> Seed:
         failures = [{"id": c.id, "score": c.score, "note": c.note} for c in evaluation.failures()]
-        prompt = (f"Current seed:\n{msgspec.json.encode(seed).decode()}\n\nFailed criteria:\n{failures}\n"
-                  f"{'Output schema problem: ' + evaluation.schema_error if evaluation.schema_error else ''}\n"
-                  f"The agent's answer was:\n{response[:4000]}")
+        prompt = (
+            f"Current seed:\n{msgspec.json.encode(seed).decode()}\n\nFailed criteria:\n{failures}\n"
+            f"{'Output schema problem: ' + evaluation.schema_error if evaluation.schema_error else ''}\n"
+            f"The agent's answer was:\n{response[:4000]}"
+        )
         draft = await ask_json(self.kernel, EVOLVE_SYSTEM, prompt, validate=_draft, model=model, usage=usage)
         # Narrow, never widen: the goal stays, constraints only grow, passing criteria stay as they were.
         passed = {c.id for c in evaluation.criteria if c.passed is not False and (c.score is None or c.score >= 0.7)}
         kept = [c for c in seed.acceptance_criteria if c.id in passed]
         rewritten = [c for c in draft.acceptance_criteria if c.id not in passed]
         constraints = [*seed.constraints, *(c for c in draft.constraints if c not in seed.constraints)]
-        child = Seed(generation=seed.generation + 1, parent_id=seed.id, goal=seed.goal, constraints=constraints,
-                     acceptance_criteria=kept + rewritten or seed.acceptance_criteria, ontology=draft.ontology or seed.ontology,
-                     original_request=seed.original_request, output_schema=seed.output_schema, session_id=seed.session_id)
+        child = Seed(
+            generation=seed.generation + 1,
+            parent_id=seed.id,
+            goal=seed.goal,
+            constraints=constraints,
+            acceptance_criteria=kept + rewritten or seed.acceptance_criteria,
+            ontology=draft.ontology or seed.ontology,
+            original_request=seed.original_request,
+            output_schema=seed.output_schema,
+            session_id=seed.session_id,
+        )
         self.seeds.save(child)
-        self.kernel.publish("seed.created", seed_id=child.id, generation=child.generation, parent_id=seed.id,
-                            session_id=seed.session_id)
+        self.kernel.publish(
+            "seed.created", seed_id=child.id, generation=child.generation, parent_id=seed.id, session_id=seed.session_id
+        )
         return child
 
-    async def _execute(self, seed: Seed, request: str, session: dict[str, Any], message: IncomingMessage,
-                       on_token: Any) -> Generation:
+    async def _execute(
+        self, seed: Seed, request: str, session: dict[str, Any], message: IncomingMessage, on_token: Any
+    ) -> Generation:
         self._phase_started("Execute", session, seed_id=seed.id)
         agents = self.kernel.service("agents")
         personas = self.kernel.services.get("personas")
@@ -257,9 +328,14 @@ class Ouroboros:
         messages = [*history, Message.user(f"{request}\n\n(Work to seed {seed.id}.)")]
         meta = message.metadata or {}
         agent_id = await agents.spawn(
-            seed.goal, session_id=session["id"], messages=messages,
-            system=agents.system_prompt(persona, extra=render(seed)), model=str(meta.get("model") or ""),
-            persona=(persona or {}).get("name"), interactive=message.interactive, on_token=on_token,
+            seed.goal,
+            session_id=session["id"],
+            messages=messages,
+            system=agents.system_prompt(persona, extra=render(seed)),
+            model=str(meta.get("model") or ""),
+            persona=(persona or {}).get("name"),
+            interactive=message.interactive,
+            on_token=on_token,
         )
         record = await agents.wait(agent_id)
         response = record.get("result") or ""
@@ -276,11 +352,29 @@ class Ouroboros:
     def _phase_completed(self, phase: Phase, session: dict[str, Any], **data: Any) -> None:
         self.kernel.publish("phase.completed", phase=phase, session_id=session["id"], **data)
 
-    def _result(self, response: str, session: dict[str, Any], phase: Phase, seed_id: str | None, passed: bool | None,
-                agent_id: str | None, started: float, *, error: str | None = None) -> ChatResult:
-        return ChatResult(response=response, session_id=session["id"], seed_id=seed_id, agent_id=agent_id,
-                          phase_reached=phase, evaluation_passed=passed, exit_code=0 if error is None else 1,
-                          duration_ms=int((time.monotonic() - started) * 1000), error=error)
+    def _result(
+        self,
+        response: str,
+        session: dict[str, Any],
+        phase: Phase,
+        seed_id: str | None,
+        passed: bool | None,
+        agent_id: str | None,
+        started: float,
+        *,
+        error: str | None = None,
+    ) -> ChatResult:
+        return ChatResult(
+            response=response,
+            session_id=session["id"],
+            seed_id=seed_id,
+            agent_id=agent_id,
+            phase_reached=phase,
+            evaluation_passed=passed,
+            exit_code=0 if error is None else 1,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            error=error,
+        )
 
     # -- facade for the web API and the CLI ---------------------------------------------
 
@@ -318,8 +412,11 @@ def run_transcript(kernel: Any, run: Generation) -> list[dict[str, Any]]:
     except Exception:  # the transcript is evidence for the judge, never a reason to fail
         log.exception("ouroboros: could not read the audit chain")
         return []
-    return [{"action": e.get("action"), "resource": e.get("resource"), "allowed": e.get("allowed")}
-            for e in entries if isinstance(e, dict)]
+    return [
+        {"action": e.get("action"), "resource": e.get("resource"), "allowed": e.get("allowed")}
+        for e in entries
+        if isinstance(e, dict)
+    ]
 
 
 def start(kernel: Any) -> Ouroboros:

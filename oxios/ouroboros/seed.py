@@ -125,8 +125,15 @@ class SeedStore:
         self.state.execute(
             "INSERT OR REPLACE INTO seed_evaluations(seed_id, agent_id, passed, mechanical_pass, score, body, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (seed_id, agent_id, int(evaluation["passed"]), int(evaluation["mechanical_pass"]), evaluation["score"],
-             json.dumps(evaluation), time.time()),
+            (
+                seed_id,
+                agent_id,
+                int(evaluation["passed"]),
+                int(evaluation["mechanical_pass"]),
+                evaluation["score"],
+                json.dumps(evaluation),
+                time.time(),
+            ),
         )
 
     def evaluation(self, seed_id: str) -> dict[str, Any] | None:
@@ -158,6 +165,14 @@ class SeedStore:
     @staticmethod
     def _summary(row: Any) -> dict[str, Any]:
         body = json.loads(row["body"])
-        return {"id": row["id"], "generation": row["generation"], "parent_id": row["parent_id"], "root_id": row["root_id"],
-                "session_id": row["session_id"], "goal": body["goal"], "created_at": row["created_at"],
-                "evaluation_passed": None if row["passed"] is None else bool(row["passed"]), "score": row["score"]}
+        return {
+            "id": row["id"],
+            "generation": row["generation"],
+            "parent_id": row["parent_id"],
+            "root_id": row["root_id"],
+            "session_id": row["session_id"],
+            "goal": body["goal"],
+            "created_at": row["created_at"],
+            "evaluation_passed": None if row["passed"] is None else bool(row["passed"]),
+            "score": row["score"],
+        }

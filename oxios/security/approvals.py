@@ -147,16 +147,21 @@ class Approvals:
         The same rules as an approval answered with a grant: never a wildcard for a shell or interpreter.
         """
         tool, binary, text = subject_of(action)
-        row = {"id": None, "tool": tool, "binary": binary, "subject": text, "kind": action.kind,
-               "action": {"tier": action.tier}, "agent_id": scope_id if scope == "agent" else "",
-               "session_id": scope_id if scope == "session" else ""}
+        row = {
+            "id": None,
+            "tool": tool,
+            "binary": binary,
+            "subject": text,
+            "kind": action.kind,
+            "action": {"tier": action.tier},
+            "agent_id": scope_id if scope == "agent" else "",
+            "session_id": scope_id if scope == "session" else "",
+        }
         return self._create_grant(row, scope, None, expires_secs, by)
 
     def revoke_grants_by(self, by: str) -> int:
         """Revoke every live grant created by ``by`` (e.g. a cron job that changed or went away)."""
-        return self.state.execute(
-            "UPDATE approval_grants SET revoked = 1 WHERE created_by = ? AND revoked = 0", (by,)
-        ).rowcount
+        return self.state.execute("UPDATE approval_grants SET revoked = 1 WHERE created_by = ? AND revoked = 0", (by,)).rowcount
 
     def revoke_grant(self, grant_id: str, by: str = "operator") -> dict[str, Any]:
         if self.state.execute("UPDATE approval_grants SET revoked = 1 WHERE id = ?", (grant_id,)).rowcount == 0:

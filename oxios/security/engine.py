@@ -14,6 +14,7 @@ import msgspec
 
 from oxios_hookspecs import Action, ActionContext, Decision
 
+from ..logs import redact
 from ..plugins import resolve
 
 log = logging.getLogger(__name__)
@@ -69,3 +70,42 @@ async def collect_votes(kernel: Any, action: Action, context: ActionContext) -> 
 
 async def evaluate(kernel: Any, action: Action, context: ActionContext) -> Verdict:
     return combine(await collect_votes(kernel, action, context), action)
+
+
+async def decide(kernel: Any, action: Action, context: ActionContext) -> Verdict:
+    """Evaluate and audit: every decision the kernel facade makes lands in the audit chain."""
+    verdict = await evaluate(kernel, action, context)
+    audit = kernel.services.get("audit")
+    if audit is not None:
+        try:
+            audit.append(
+                context.agent_id or "system",
+                f"policy.{action.kind}",
+                action.describe(),
+                verdict.allowed,
+                verdict.reason,
+                {
+                    "verdict": verdict.verdict,
+                    "policy": verdict.policy,
+                    "role": context.role,
+                    "session": context.session_id,
+                    "tool": action.tool,
+                    "votes": [msgspec.to_builtins(v) for v in verdict.votes],
+                },
+            )
+        except Exception:
+            # An audit failure must not open the boundary: it turns the decision into a deny.
+            log.exception("audit append failed")
+            return Verdict(verdict="deny", reason="the decision could not be audited", policy="audit", votes=verdict.votes)
+    if verdict.verdict == "deny":
+        kernel.publish(
+            "policy.denied",
+            agent_id=context.agent_id,
+            session_id=context.session_id,
+            kind=action.kind,
+            tool=action.tool,
+            what=redact(action.describe()),
+            policy=verdict.policy,
+            reason=redact(verdict.reason),
+        )
+    return verdict

@@ -34,6 +34,7 @@ def _parse_cached(file: Path) -> Skill:
         _PARSED[key] = cached
     return msgspec.structs.replace(cached)  # a copy: discovery sets source fields on it
 
+
 log = logging.getLogger(__name__)
 
 SKIP_DIRS = frozenset(

@@ -71,19 +71,21 @@ class FakeDiscord:
     # -- server ---------------------------------------------------------------
 
     async def start(self) -> None:
-        app = Starlette(routes=[
-            Route("/api/v10/users/@me", self._me),
-            Route("/api/v10/oauth2/applications/@me", self._application),
-            Route("/api/v10/gateway/bot", self._gateway_bot),
-            Route("/api/v10/gateway", self._gateway_bot),
-            Route("/api/v10/channels/{cid}", self._get_channel),
-            Route("/api/v10/channels/{cid}/messages", self._create_message, methods=["POST"]),
-            Route("/api/v10/channels/{cid}/messages/{mid}", self._edit_message, methods=["PATCH"]),
-            Route("/api/v10/interactions/{iid}/{token}/callback", self._interaction_callback, methods=["POST"]),
-            Route("/attachments/{name}", self._attachment),
-            WebSocketRoute("/gateway", self._gateway),
-            Route("/{path:path}", self._unknown, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
-        ])
+        app = Starlette(
+            routes=[
+                Route("/api/v10/users/@me", self._me),
+                Route("/api/v10/oauth2/applications/@me", self._application),
+                Route("/api/v10/gateway/bot", self._gateway_bot),
+                Route("/api/v10/gateway", self._gateway_bot),
+                Route("/api/v10/channels/{cid}", self._get_channel),
+                Route("/api/v10/channels/{cid}/messages", self._create_message, methods=["POST"]),
+                Route("/api/v10/channels/{cid}/messages/{mid}", self._edit_message, methods=["PATCH"]),
+                Route("/api/v10/interactions/{iid}/{token}/callback", self._interaction_callback, methods=["POST"]),
+                Route("/attachments/{name}", self._attachment),
+                WebSocketRoute("/gateway", self._gateway),
+                Route("/{path:path}", self._unknown, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
+            ]
+        )
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"))
         self._task = asyncio.create_task(self.server.serve())
         while not self.server.started:
@@ -103,21 +105,66 @@ class FakeDiscord:
     # -- gateway --------------------------------------------------------------
 
     def _guild(self) -> dict[str, Any]:
-        text = {"type": 0, "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None,
-                "topic": None, "last_message_id": None, "rate_limit_per_user": 0, "guild_id": GUILD}
-        thread = {"type": 11, "guild_id": GUILD, "parent_id": CHANNEL, "owner_id": BOT["id"], "message_count": 0,
-                  "member_count": 1, "rate_limit_per_user": 0, "flags": 0,
-                  "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": _iso(), "locked": False}}
+        text = {
+            "type": 0,
+            "position": 0,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+            "topic": None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "guild_id": GUILD,
+        }
+        thread = {
+            "type": 11,
+            "guild_id": GUILD,
+            "parent_id": CHANNEL,
+            "owner_id": BOT["id"],
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": _iso(), "locked": False},
+        }
         return {
-            "id": GUILD, "name": "Test guild", "owner_id": "1", "unavailable": False, "large": False, "member_count": 2,
-            "roles": [{"id": GUILD, "name": "@everyone", "permissions": "68608", "position": 0, "color": 0,
-                       "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
+            "id": GUILD,
+            "name": "Test guild",
+            "owner_id": "1",
+            "unavailable": False,
+            "large": False,
+            "member_count": 2,
+            "roles": [
+                {
+                    "id": GUILD,
+                    "name": "@everyone",
+                    "permissions": "68608",
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                }
+            ],
             "channels": [{**text, "id": CHANNEL, "name": "general"}, {**text, "id": OTHER_CHANNEL, "name": "random"}],
             "threads": [{**thread, "id": THREAD_A, "name": "topic a"}, {**thread, "id": THREAD_B, "name": "topic b"}],
-            "members": [], "emojis": [], "stickers": [], "features": [], "voice_states": [], "presences": [],
-            "premium_tier": 0, "mfa_level": 0, "verification_level": 0, "explicit_content_filter": 0,
-            "default_message_notifications": 0, "afk_timeout": 300, "nsfw_level": 0, "preferred_locale": "en-US",
-            "system_channel_flags": 0, "joined_at": _iso(),
+            "members": [],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "voice_states": [],
+            "presences": [],
+            "premium_tier": 0,
+            "mfa_level": 0,
+            "verification_level": 0,
+            "explicit_content_filter": 0,
+            "default_message_notifications": 0,
+            "afk_timeout": 300,
+            "nsfw_level": 0,
+            "preferred_locale": "en-US",
+            "system_channel_flags": 0,
+            "joined_at": _iso(),
         }
 
     async def _gateway(self, ws: WebSocket) -> None:
@@ -135,10 +182,19 @@ class FakeDiscord:
                         await ws.close(code=4004)
                         return
                     self.identifies += 1
-                    await self._send(ws, "READY", {"v": 10, "user": BOT, "guilds": [{"id": GUILD, "unavailable": True}],
-                                                   "session_id": f"session-{self.identifies}",
-                                                   "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
-                                                   "application": {"id": BOT["id"], "flags": 0}, "private_channels": []})
+                    await self._send(
+                        ws,
+                        "READY",
+                        {
+                            "v": 10,
+                            "user": BOT,
+                            "guilds": [{"id": GUILD, "unavailable": True}],
+                            "session_id": f"session-{self.identifies}",
+                            "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
+                            "application": {"id": BOT["id"], "flags": 0},
+                            "private_channels": [],
+                        },
+                    )
                     await self._send(ws, "GUILD_CREATE", self._guild())
                 elif op == 6:
                     self.resumes += 1
@@ -164,15 +220,32 @@ class FakeDiscord:
     # -- test controls ----------------------------------------------------------
 
     def _message(self, channel_id: str, author: dict[str, Any], content: str, **extra: Any) -> dict[str, Any]:
-        msg = {"id": self._id(), "channel_id": channel_id, "author": author, "content": content, "timestamp": _iso(),
-               "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
-               "attachments": [], "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": [], **extra}
+        msg = {
+            "id": self._id(),
+            "channel_id": channel_id,
+            "author": author,
+            "content": content,
+            "timestamp": _iso(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "flags": 0,
+            "components": [],
+            **extra,
+        }
         if channel_id != "dm" and not channel_id.startswith("8"):
             msg["guild_id"] = GUILD
         return msg
 
-    async def user_message(self, channel_id: str, author_id: int, content: str = "", *,
-                           attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    async def user_message(
+        self, channel_id: str, author_id: int, content: str = "", *, attachments: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         msg = self._message(channel_id, user(author_id), content, attachments=attachments or [])
         await self.dispatch("MESSAGE_CREATE", msg)
         return msg
@@ -180,22 +253,58 @@ class FakeDiscord:
     def add_file(self, name: str, data: bytes, *, declared_size: int | None = None) -> dict[str, Any]:
         self.files[name] = data
         url = f"http://127.0.0.1:{self.port}/attachments/{name}"
-        return {"id": self._id(), "filename": name, "size": declared_size if declared_size is not None else len(data),
-                "url": url, "proxy_url": url, "content_type": "text/plain"}
+        return {
+            "id": self._id(),
+            "filename": name,
+            "size": declared_size if declared_size is not None else len(data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": "text/plain",
+        }
 
     async def click(self, author_id: int, message: dict[str, Any], custom_id: str) -> str:
         iid = self._id()
         self._clicked[iid] = message["id"]
-        await self.dispatch("INTERACTION_CREATE", {
-            "id": iid, "application_id": BOT["id"], "type": 3, "token": f"itoken{iid}", "version": 1,
-            "data": {"custom_id": custom_id, "component_type": 2}, "channel_id": message["channel_id"],
-            "guild_id": GUILD, "member": {"user": user(author_id), "roles": [], "joined_at": _iso(), "deaf": False,
-                                          "mute": False, "permissions": "68608", "flags": 0},
-            "message": message, "app_permissions": "68608", "locale": "en-US", "guild_locale": "en-US",
-            "entitlements": [], "authorizing_integration_owners": {}, "context": 0, "attachment_size_limit": 26214400,
-            "channel": {"id": message["channel_id"], "type": 0, "guild_id": GUILD, "name": "general", "position": 0,
-                        "permission_overwrites": [], "nsfw": False, "parent_id": None},
-        })
+        await self.dispatch(
+            "INTERACTION_CREATE",
+            {
+                "id": iid,
+                "application_id": BOT["id"],
+                "type": 3,
+                "token": f"itoken{iid}",
+                "version": 1,
+                "data": {"custom_id": custom_id, "component_type": 2},
+                "channel_id": message["channel_id"],
+                "guild_id": GUILD,
+                "member": {
+                    "user": user(author_id),
+                    "roles": [],
+                    "joined_at": _iso(),
+                    "deaf": False,
+                    "mute": False,
+                    "permissions": "68608",
+                    "flags": 0,
+                },
+                "message": message,
+                "app_permissions": "68608",
+                "locale": "en-US",
+                "guild_locale": "en-US",
+                "entitlements": [],
+                "authorizing_integration_owners": {},
+                "context": 0,
+                "attachment_size_limit": 26214400,
+                "channel": {
+                    "id": message["channel_id"],
+                    "type": 0,
+                    "guild_id": GUILD,
+                    "name": "general",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "nsfw": False,
+                    "parent_id": None,
+                },
+            },
+        )
         return iid
 
     def fail_next(self, route: str, retry_after: float, times: int = 1) -> None:
@@ -226,10 +335,19 @@ class FakeDiscord:
         if queued:
             retry_after = queued.pop(0)
             self.calls.append(("429", route, {}))
-            return JSONResponse({"message": "You are being rate limited.", "retry_after": retry_after, "global": False},
-                                status_code=429, headers={"Retry-After": str(retry_after), "X-RateLimit-Scope": "user", "Via": "1.1 google",
-                                         "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
-                                         "X-RateLimit-Reset-After": str(retry_after), "X-RateLimit-Bucket": "fakebucket"})
+            return JSONResponse(
+                {"message": "You are being rate limited.", "retry_after": retry_after, "global": False},
+                status_code=429,
+                headers={
+                    "Retry-After": str(retry_after),
+                    "X-RateLimit-Scope": "user",
+                    "Via": "1.1 google",
+                    "X-RateLimit-Limit": "5",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset-After": str(retry_after),
+                    "X-RateLimit-Bucket": "fakebucket",
+                },
+            )
         return None
 
     async def _me(self, request: Request) -> Response:
@@ -238,13 +356,30 @@ class FakeDiscord:
         return JSONResponse(BOT)
 
     async def _application(self, request: Request) -> Response:
-        return JSONResponse({"id": BOT["id"], "name": "Oxios", "icon": None, "description": "", "bot_public": True,
-                             "bot_require_code_grant": False, "verify_key": "00", "flags": 0, "owner": user(1),
-                             "summary": "", "team": None})
+        return JSONResponse(
+            {
+                "id": BOT["id"],
+                "name": "Oxios",
+                "icon": None,
+                "description": "",
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "verify_key": "00",
+                "flags": 0,
+                "owner": user(1),
+                "summary": "",
+                "team": None,
+            }
+        )
 
     async def _gateway_bot(self, request: Request) -> Response:
-        return JSONResponse({"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1,
-                             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}})
+        return JSONResponse(
+            {
+                "url": f"ws://127.0.0.1:{self.port}/gateway",
+                "shards": 1,
+                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
+            }
+        )
 
     async def _get_channel(self, request: Request) -> Response:
         cid = request.path_params["cid"]
@@ -276,11 +411,20 @@ class FakeDiscord:
         self.calls.append(("POST", f"/channels/{cid}/messages", {**body, "files": files}))
         content = body.get("content") or ""
         if len(content) > 2000:
-            return JSONResponse({"message": "Invalid Form Body", "code": 50035,
-                                 "errors": {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]}}},
-                                status_code=400)
-        attachments = [{"id": self._id(), "filename": n, "size": len(d), "url": "http://x/a", "proxy_url": "http://x/a"}
-                       for n, d in files.items()]
+            return JSONResponse(
+                {
+                    "message": "Invalid Form Body",
+                    "code": 50035,
+                    "errors": {
+                        "content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]}
+                    },
+                },
+                status_code=400,
+            )
+        attachments = [
+            {"id": self._id(), "filename": n, "size": len(d), "url": "http://x/a", "proxy_url": "http://x/a"}
+            for n, d in files.items()
+        ]
         msg = self._message(cid, BOT, content, components=body.get("components") or [], attachments=attachments)
         self.messages[msg["id"]] = msg
         return JSONResponse(msg)
@@ -315,9 +459,17 @@ class FakeDiscord:
             if target is not None:
                 target.update({k: v for k, v in data.items() if k in ("content", "components")})
                 resource["message"] = target
-        return JSONResponse({"interaction": {"id": iid, "type": 3, "response_message_loading": False,
-                                             "response_message_ephemeral": bool(data.get("flags", 0) & 64)},
-                             "resource": resource})
+        return JSONResponse(
+            {
+                "interaction": {
+                    "id": iid,
+                    "type": 3,
+                    "response_message_loading": False,
+                    "response_message_ephemeral": bool(data.get("flags", 0) & 64),
+                },
+                "resource": resource,
+            }
+        )
 
     async def _unknown(self, request: Request) -> Response:
         self.calls.append(("404", f"{request.method} {request.url.path}", {}))

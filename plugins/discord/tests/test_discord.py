@@ -27,10 +27,17 @@ async def discord_api():
 @pytest.fixture
 def start_kernel(oxios_kernel_factory, scripted_provider, discord_api):
     def start(**extra: Any):
-        settings = {"token": TOKEN, "api_base": discord_api.api_base,
-                    "gateway_url": discord_api.gateway_url, "allowed_users": [OWNER],
-                    "allowed_channels": [CHANNEL], "edit_interval_secs": 0.0, "guild_ready_timeout_secs": 0.1,
-                    "max_file_mb": 0.001, **extra}
+        settings = {
+            "token": TOKEN,
+            "api_base": discord_api.api_base,
+            "gateway_url": discord_api.gateway_url,
+            "allowed_users": [OWNER],
+            "allowed_channels": [CHANNEL],
+            "edit_interval_secs": 0.0,
+            "guild_ready_timeout_secs": 0.1,
+            "max_file_mb": 0.001,
+            **extra,
+        }
         config = scripted_provider.config({"channels": {"discord": settings}})
         return oxios_kernel_factory(plugins=[scripted_provider.plugin(), oxios_plugin_discord], config=config, channels=True)
 
@@ -48,7 +55,9 @@ async def test_authorized_message_is_answered_with_streamed_edits(start_kernel, 
     async with start_kernel() as kernel:
         channel = await running(kernel, discord_api)
         await discord_api.user_message(CHANNEL, OWNER, "hi")
-        await discord_api.wait_for(lambda: any(t.startswith("Hello from **Oxios**") and "▌" not in t for t in discord_api.texts(CHANNEL)))
+        await discord_api.wait_for(
+            lambda: any(t.startswith("Hello from **Oxios**") and "▌" not in t for t in discord_api.texts(CHANNEL))
+        )
         assert len(discord_api.sent("POST")) == 1 and len(discord_api.sent("PATCH")) >= 2
         assert kernel.status()["channels"]["discord"]["state"] == "running"
         session = channel.sessions.current(CHANNEL)
@@ -119,7 +128,9 @@ async def test_long_reply_split_at_2000_without_breaking_code(start_kernel, disc
     async with start_kernel() as kernel:
         await running(kernel, discord_api)
         await discord_api.user_message(CHANNEL, OWNER, "long please")
-        texts = await discord_api.wait_for(lambda: discord_api.texts(CHANNEL) if any(t.endswith("End.") for t in discord_api.texts(CHANNEL)) else None)
+        texts = await discord_api.wait_for(
+            lambda: discord_api.texts(CHANNEL) if any(t.endswith("End.") for t in discord_api.texts(CHANNEL)) else None
+        )
         assert len(texts) >= 3
         assert all(len(t) <= 2000 and t.count("```") % 2 == 0 for t in texts)
 
@@ -146,8 +157,14 @@ async def test_files_in_and_out(start_kernel, discord_api, scripted_provider) ->
         await discord_api.wait_for(lambda: "read it" in discord_api.texts(CHANNEL))
         assert f"uploads/discord/{CHANNEL}/notes.txt" in scripted_provider.requests[0].messages[-1].text
         (kernel.paths.workspace / "out.txt").write_text("result")
-        await channel.send(OutgoingMessage(content="Here you go", channel="discord", chat_id=CHANNEL,
-                                           attachments=[Attachment(name="out.txt", path="out.txt")]))
+        await channel.send(
+            OutgoingMessage(
+                content="Here you go",
+                channel="discord",
+                chat_id=CHANNEL,
+                attachments=[Attachment(name="out.txt", path="out.txt")],
+            )
+        )
         posted = [b for b in discord_api.sent("POST") if b["files"]]
         assert posted and posted[0]["files"] == {"out.txt": b"result"}
         with pytest.raises(PermissionError):

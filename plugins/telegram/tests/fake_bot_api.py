@@ -25,9 +25,32 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 TOKEN = "123456:TEST-token-for-the-fake-bot-api-server"
-BOT_USER = {"id": 42, "is_bot": True, "first_name": "Oxios", "username": "oxios_test_bot",
-            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
-ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a", "tg-spoiler", "blockquote", "span"}
+BOT_USER = {
+    "id": 42,
+    "is_bot": True,
+    "first_name": "Oxios",
+    "username": "oxios_test_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
+ALLOWED_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "code",
+    "pre",
+    "a",
+    "tg-spoiler",
+    "blockquote",
+    "span",
+}
 
 
 class _HtmlCheck(html.parser.HTMLParser):
@@ -38,12 +61,12 @@ class _HtmlCheck(html.parser.HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: Any) -> None:
         if tag not in ALLOWED_TAGS:
-            self.error = f"Unsupported start tag \"{tag}\""
+            self.error = f'Unsupported start tag "{tag}"'
         self.stack.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
         if not self.stack or self.stack.pop() != tag:
-            self.error = f"Can't find end tag corresponding to start tag \"{tag}\""
+            self.error = f'Can\'t find end tag corresponding to start tag "{tag}"'
 
 
 def _parse_error(text: str) -> str:
@@ -51,7 +74,7 @@ def _parse_error(text: str) -> str:
     check.feed(text)
     check.close()
     if check.stack and not check.error:
-        check.error = f"Can't find end tag corresponding to start tag \"{check.stack[-1]}\""
+        check.error = f'Can\'t find end tag corresponding to start tag "{check.stack[-1]}"'
     return check.error
 
 
@@ -87,11 +110,20 @@ class FakeBotApi:
         self.updates.append(update)
         self._new_update.set()
 
-    def user_message(self, chat_id: int, user_id: int, text: str = "", *, thread_id: int | None = None,
-                     document: dict[str, Any] | None = None, photo: list[dict[str, Any]] | None = None,
-                     caption: str | None = None) -> None:
+    def user_message(
+        self,
+        chat_id: int,
+        user_id: int,
+        text: str = "",
+        *,
+        thread_id: int | None = None,
+        document: dict[str, Any] | None = None,
+        photo: list[dict[str, Any]] | None = None,
+        caption: str | None = None,
+    ) -> None:
         message: dict[str, Any] = {
-            "message_id": next(self._message_ids), "date": int(time.time()),
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
             "chat": {"id": chat_id, "type": "supergroup" if thread_id else "private", "is_forum": bool(thread_id)},
             "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
         }
@@ -112,22 +144,41 @@ class FakeBotApi:
 
     def add_file(self, file_id: str, data: bytes, *, declared_size: int | None = None) -> dict[str, Any]:
         self.files[file_id] = data
-        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_name": f"{file_id}.txt",
-                "mime_type": "text/plain", "file_size": declared_size if declared_size is not None else len(data)}
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_name": f"{file_id}.txt",
+            "mime_type": "text/plain",
+            "file_size": declared_size if declared_size is not None else len(data),
+        }
 
     def callback(self, user_id: int, data: str, message: dict[str, Any]) -> None:
-        self._push({"callback_query": {"id": f"cb{next(self._update_ids)}", "chat_instance": "ci",
-                                       "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
-                                       "data": data, "message": message}})
+        self._push(
+            {
+                "callback_query": {
+                    "id": f"cb{next(self._update_ids)}",
+                    "chat_instance": "ci",
+                    "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+                    "data": data,
+                    "message": message,
+                }
+            }
+        )
 
     def sent(self, method: str | None = None, chat_id: int | None = None) -> list[dict[str, Any]]:
-        return [p for m, p in self.calls if (method is None or m == method)
-                and (chat_id is None or int(p.get("chat_id", 0)) == chat_id)]
+        return [
+            p
+            for m, p in self.calls
+            if (method is None or m == method) and (chat_id is None or int(p.get("chat_id", 0)) == chat_id)
+        ]
 
     def chat_text(self, chat_id: int, thread_id: int | None = None) -> list[str]:
         """The current text of every message the bot has in a chat (after edits), in order."""
-        return [m["text"] for (c, _), m in sorted(self.messages.items(), key=lambda kv: kv[0][1])
-                if c == chat_id and (thread_id is None or m.get("message_thread_id") == thread_id)]
+        return [
+            m["text"]
+            for (c, _), m in sorted(self.messages.items(), key=lambda kv: kv[0][1])
+            if c == chat_id and (thread_id is None or m.get("message_thread_id") == thread_id)
+        ]
 
     async def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -141,10 +192,12 @@ class FakeBotApi:
     # -- server ---------------------------------------------------------------
 
     async def start(self) -> None:
-        app = Starlette(routes=[
-            Route("/bot{token}/{method}", self._method, methods=["GET", "POST"]),
-            Route("/file/bot{token}/{path:path}", self._file, methods=["GET"]),
-        ])
+        app = Starlette(
+            routes=[
+                Route("/bot{token}/{method}", self._method, methods=["GET", "POST"]),
+                Route("/file/bot{token}/{path:path}", self._file, methods=["GET"]),
+            ]
+        )
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self._task = asyncio.create_task(self.server.serve())
@@ -183,7 +236,11 @@ class FakeBotApi:
         if queued:
             status, retry_after = queued.pop(0)
             self.calls.append((f"{method}!{status}", params))
-            body: dict[str, Any] = {"ok": False, "error_code": status, "description": "Too Many Requests" if status == 429 else "Internal Server Error"}
+            body: dict[str, Any] = {
+                "ok": False,
+                "error_code": status,
+                "description": "Too Many Requests" if status == 429 else "Internal Server Error",
+            }
             if retry_after is not None:
                 body["parameters"] = {"retry_after": retry_after}
                 body["description"] = f"Too Many Requests: retry after {retry_after}"
@@ -246,8 +303,13 @@ class FakeBotApi:
         return text
 
     def _message(self, chat_id: int, text: str | None, thread: Any = None, **extra: Any) -> dict[str, Any]:
-        msg: dict[str, Any] = {"message_id": next(self._message_ids), "date": int(time.time()),
-                               "chat": {"id": chat_id, "type": "private"}, "from": BOT_USER, **extra}
+        msg: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": BOT_USER,
+            **extra,
+        }
         if text is not None:
             msg["text"] = text
         if thread:
@@ -266,7 +328,9 @@ class FakeBotApi:
             raise _ApiError("Bad Request: message to edit not found")
         text = self._check_text(p)
         if self.messages[key].get("text") == text:
-            raise _ApiError("Bad Request: message is not modified: specified new message content and reply markup are exactly the same")
+            raise _ApiError(
+                "Bad Request: message is not modified: specified new message content and reply markup are exactly the same"
+            )
         self.messages[key]["text"] = text
         return self.messages[key]
 
@@ -277,15 +341,23 @@ class FakeBotApi:
         file_id = p["file_id"]
         if file_id not in self.files:
             raise _ApiError("Bad Request: invalid file_id")
-        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(self.files[file_id]),
-                "file_path": f"documents/{file_id}"}
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(self.files[file_id]),
+            "file_path": f"documents/{file_id}",
+        }
 
     async def m_sendDocument(self, p: dict[str, Any]) -> Any:
         doc = p.get("document")
         size = len(doc["data"]) if isinstance(doc, dict) else 0
         name = doc["filename"] if isinstance(doc, dict) else "file"
-        return self._message(int(p["chat_id"]), None, p.get("message_thread_id"),
-                             document={"file_id": f"sent{size}", "file_unique_id": f"us{size}", "file_name": name, "file_size": size})
+        return self._message(
+            int(p["chat_id"]),
+            None,
+            p.get("message_thread_id"),
+            document={"file_id": f"sent{size}", "file_unique_id": f"us{size}", "file_name": name, "file_size": size},
+        )
 
 
 class _ApiError(Exception):

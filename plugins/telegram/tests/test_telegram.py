@@ -26,8 +26,15 @@ async def bot_api():
 
 
 def telegram_config(api: FakeBotApi, **extra: Any) -> dict[str, Any]:
-    settings = {"token": TOKEN, "base_url": api.base_url, "base_file_url": api.base_file_url,
-                "allowed_users": [OWNER], "edit_interval_secs": 0.0, "poll_timeout_secs": 1, "max_file_mb": 0.001}
+    settings = {
+        "token": TOKEN,
+        "base_url": api.base_url,
+        "base_file_url": api.base_file_url,
+        "allowed_users": [OWNER],
+        "edit_interval_secs": 0.0,
+        "poll_timeout_secs": 1,
+        "max_file_mb": 0.001,
+    }
     settings.update(extra)
     return {"channels": {"telegram": settings}}
 
@@ -53,8 +60,9 @@ async def running(kernel) -> Any:
 async def test_hook_registers_the_channel_only_when_configured(oxios_kernel_factory) -> None:
     async with oxios_kernel_factory(plugins=[oxios_plugin_telegram], channels=True) as kernel:
         assert "telegram" not in kernel.channels
-    async with oxios_kernel_factory(plugins=[oxios_plugin_telegram], config={"channels": {"telegram": {"allowed_users": [1]}}},
-                                    channels=True) as kernel:
+    async with oxios_kernel_factory(
+        plugins=[oxios_plugin_telegram], config={"channels": {"telegram": {"allowed_users": [1]}}}, channels=True
+    ) as kernel:
         assert "telegram" not in kernel.channels  # no token: warned and skipped, never fatal
 
 
@@ -151,7 +159,9 @@ async def test_long_reply_is_split_without_breaking_code_blocks(start_kernel, bo
     async with start_kernel() as kernel:
         await running(kernel)
         bot_api.user_message(CHAT, OWNER, "write a long script")
-        texts = await bot_api.wait_for(lambda: [t for t in bot_api.chat_text(CHAT) if t.endswith("Done.")] and bot_api.chat_text(CHAT))
+        texts = await bot_api.wait_for(
+            lambda: [t for t in bot_api.chat_text(CHAT) if t.endswith("Done.")] and bot_api.chat_text(CHAT)
+        )
         assert len(texts) >= 2
         for text in texts:
             assert text.count("<pre>") == text.count("</pre>")  # every chunk renders on its own
@@ -198,7 +208,9 @@ async def test_recovers_after_the_bot_api_restarts(start_kernel, bot_api, script
 
 async def test_unreachable_bot_api_never_blocks_the_daemon(oxios_kernel_factory, scripted_provider) -> None:
     config = scripted_provider.config({"channels": {"telegram": {"token": TOKEN, "base_url": "http://127.0.0.1:9/bot"}}})
-    async with oxios_kernel_factory(plugins=[scripted_provider.plugin(), oxios_plugin_telegram], config=config, channels=True) as kernel:
+    async with oxios_kernel_factory(
+        plugins=[scripted_provider.plugin(), oxios_plugin_telegram], config=config, channels=True
+    ) as kernel:
         channel = kernel.channels["telegram"]
         await asyncio.sleep(0.3)
         assert channel.state == "connecting" and channel.detail

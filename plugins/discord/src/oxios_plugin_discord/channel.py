@@ -130,9 +130,14 @@ class DiscordChannel(ChatChannel):
         if not self._place_allowed(message):
             authorize(self.kernel, self.name, str(message.author.id), [], name=str(message.author), where=f"channel {chat_key}")
             return
-        inbound = Inbound(chat_key=chat_key, user_id=str(message.author.id), user_name=str(message.author),
-                          text=message.content or "", chat_id=chat_key,
-                          thread_id=chat_key if getattr(message.channel, "parent_id", None) else "")
+        inbound = Inbound(
+            chat_key=chat_key,
+            user_id=str(message.author.id),
+            user_name=str(message.author),
+            text=message.content or "",
+            chat_id=chat_key,
+            thread_id=chat_key if getattr(message.channel, "parent_id", None) else "",
+        )
 
         async def reply(text: str) -> Any:
             return await self._send(message.channel, text)
@@ -142,15 +147,18 @@ class DiscordChannel(ChatChannel):
 
     def streamer(self, inbound: Inbound) -> ReplyStreamer:
         channel = self.client.get_channel(int(inbound.chat_key)) or self.client.get_partial_messageable(int(inbound.chat_key))
-        return ReplyStreamer(send=lambda t: self._send(channel, t), edit=self._edit, limit=MESSAGE_LIMIT,
-                             interval=self.settings.edit_interval_secs)
+        return ReplyStreamer(
+            send=lambda t: self._send(channel, t), edit=self._edit, limit=MESSAGE_LIMIT, interval=self.settings.edit_interval_secs
+        )
 
     async def _save_files(self, items: list[Any], chat_key: str, reply: Any) -> list[Attachment] | None:
         saved = []
         for item in items:
             if item.size > self.file_limit:
-                await reply(f"Sorry, {item.filename} is too large ({item.size / 1e6:.1f} MB); "
-                            f"the limit is {self.settings.max_file_mb:g} MB.")
+                await reply(
+                    f"Sorry, {item.filename} is too large ({item.size / 1e6:.1f} MB); "
+                    f"the limit is {self.settings.max_file_mb:g} MB."
+                )
                 return None
             target, why = await self.upload_target(chat_key, item.filename)
             if target is None:

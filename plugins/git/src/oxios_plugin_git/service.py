@@ -173,8 +173,9 @@ class GitService:
         await self._require_write(context, f"restore {ref}")
         result = await self._run(self.repo.restore, ref)
         self.kernel.publish("git.restored", ref=ref, **result)
-        await self.kernel.audit(context.agent_id or "user", "git.restore", ref, True, f"restored {result['restored']}",
-                                session_id=context.session_id)
+        await self.kernel.audit(
+            context.agent_id or "user", "git.restore", ref, True, f"restored {result['restored']}", session_id=context.session_id
+        )
         return result
 
     async def _require_write(self, context: ActionContext, what: str) -> None:

@@ -123,9 +123,15 @@ class TelegramChannel(ChatChannel):
         if msg is None or user is None or chat is None or user.is_bot:
             return
         thread = msg.message_thread_id if getattr(msg, "is_topic_message", False) else None
-        inbound = Inbound(chat_key=f"{chat.id}/{thread}" if thread else str(chat.id), user_id=str(user.id),
-                          user_name=user.full_name or "", text=msg.text or msg.caption or "", commands=bool(msg.text),
-                          chat_id=str(chat.id), thread_id=str(thread or ""))
+        inbound = Inbound(
+            chat_key=f"{chat.id}/{thread}" if thread else str(chat.id),
+            user_id=str(user.id),
+            user_name=user.full_name or "",
+            text=msg.text or msg.caption or "",
+            commands=bool(msg.text),
+            chat_id=str(chat.id),
+            thread_id=str(thread or ""),
+        )
 
         async def reply(text: str) -> Any:
             return await self._send_text(chat.id, thread, text, markdown=False)
@@ -135,17 +141,27 @@ class TelegramChannel(ChatChannel):
 
     def streamer(self, inbound: Inbound) -> ReplyStreamer:
         chat_id, thread = int(inbound.chat_id), int(inbound.thread_id) if inbound.thread_id else None
-        return ReplyStreamer(send=lambda t: self._send_text(chat_id, thread, t), edit=self._edit_text,
-                             limit=SPLIT_AT, interval=self.settings.edit_interval_secs)
+        return ReplyStreamer(
+            send=lambda t: self._send_text(chat_id, thread, t),
+            edit=self._edit_text,
+            limit=SPLIT_AT,
+            interval=self.settings.edit_interval_secs,
+        )
 
     async def _save_file(self, msg: Any, chat_key: str, reply: Any) -> list[Attachment] | None:
         if msg.document is not None:
-            item, name, mime = msg.document, msg.document.file_name or f"file_{msg.document.file_unique_id}", msg.document.mime_type
+            item, name, mime = (
+                msg.document,
+                msg.document.file_name or f"file_{msg.document.file_unique_id}",
+                msg.document.mime_type,
+            )
         else:
             item = msg.photo[-1]  # the largest size
             name, mime = f"photo_{item.file_unique_id}.jpg", "image/jpeg"
         if item.file_size and item.file_size > self.file_limit:
-            await reply(f"Sorry, that file is too large ({item.file_size / 1e6:.1f} MB); the limit is {self.settings.max_file_mb:g} MB.")
+            await reply(
+                f"Sorry, that file is too large ({item.file_size / 1e6:.1f} MB); the limit is {self.settings.max_file_mb:g} MB."
+            )
             return None
         target, why = await self.upload_target(chat_key, name)
         if target is None:
@@ -170,10 +186,19 @@ class TelegramChannel(ChatChannel):
         from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
         chat_id, _, thread = chat_key.partition("/")
-        markup = InlineKeyboardMarkup([[InlineKeyboardButton("Approve", callback_data=f"approve:{approval_id}"),
-                                        InlineKeyboardButton("Reject", callback_data=f"reject:{approval_id}")]])
-        await self._call(lambda: self.app.bot.send_message(int(chat_id), text, reply_markup=markup,
-                                                            message_thread_id=int(thread) if thread else None))
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("Approve", callback_data=f"approve:{approval_id}"),
+                    InlineKeyboardButton("Reject", callback_data=f"reject:{approval_id}"),
+                ]
+            ]
+        )
+        await self._call(
+            lambda: self.app.bot.send_message(
+                int(chat_id), text, reply_markup=markup, message_thread_id=int(thread) if thread else None
+            )
+        )
 
     async def _on_callback(self, update: Any, context: Any) -> None:
         query = update.callback_query
@@ -206,8 +231,11 @@ class TelegramChannel(ChatChannel):
     async def send_file(self, chat_id: int, thread: int | None, path: str, caption: str = "") -> Any:
         target = await self.readable(path)
         data = target.read_bytes()
-        return await self._call(lambda: self.app.bot.send_document(chat_id, document=data, filename=target.name,
-                                                                   caption=caption or None, message_thread_id=thread))
+        return await self._call(
+            lambda: self.app.bot.send_document(
+                chat_id, document=data, filename=target.name, caption=caption or None, message_thread_id=thread
+            )
+        )
 
     async def _send_text(self, chat_id: int, thread: int | None, text: str, *, markdown: bool = True) -> Any:
         from telegram.constants import ParseMode
@@ -216,8 +244,9 @@ class TelegramChannel(ChatChannel):
         bot = self.app.bot
         if markdown:
             try:
-                return await self._call(lambda: bot.send_message(chat_id, to_telegram_html(text), parse_mode=ParseMode.HTML,
-                                                                 message_thread_id=thread))
+                return await self._call(
+                    lambda: bot.send_message(chat_id, to_telegram_html(text), parse_mode=ParseMode.HTML, message_thread_id=thread)
+                )
             except BadRequest as err:
                 if "parse" not in str(err).lower() and "entit" not in str(err).lower():
                     raise
@@ -230,8 +259,11 @@ class TelegramChannel(ChatChannel):
 
         bot = self.app.bot
         try:
-            return await self._call(lambda: bot.edit_message_text(to_telegram_html(text), chat_id=message.chat_id,
-                                                                  message_id=message.message_id, parse_mode=ParseMode.HTML))
+            return await self._call(
+                lambda: bot.edit_message_text(
+                    to_telegram_html(text), chat_id=message.chat_id, message_id=message.message_id, parse_mode=ParseMode.HTML
+                )
+            )
         except BadRequest as err:
             low = str(err).lower()
             if "not modified" in low:

@@ -1,0 +1,450 @@
+"""The "providers" service: named providers, model resolution, retries, breakers, fallbacks.
+
+Callers (the turn loop, Ouroboros, memory consolidation ...) never call a
+provider directly; they call :meth:`ProviderRegistry.stream` or
+:meth:`ProviderRegistry.complete`, which pick the provider for the request's
+model, retry transient failures with exponential backoff and jitter
+(honouring ``Retry-After``), guard each provider with a circuit breaker and
+fall back to ``llm.fallback_models`` when a provider is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from oxios_hookspecs import ModelInfo, ModelRequest, ModelResponse, StreamEvent
+
+from ..config import Config, ProviderConfig
+from ..logs import redact
+from .breaker import CircuitBreaker
+from .errors import BreakerOpenError, NoProviderError, ProviderError, ProviderUnavailableError, UnknownModelError
+
+log = logging.getLogger(__name__)
+
+# With no [providers.*] configured, these exist implicitly (usable iff their env key is set).
+IMPLICIT_PROVIDERS: dict[str, str] = {"anthropic": "anthropic", "openai": "openai"}
+
+# Which kind a bare model name most likely belongs to, when no provider lists it.
+_KIND_BY_PREFIX = (("claude", "anthropic"), ("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("o4", "openai"))
+
+
+class ProviderEntry:
+    """One named provider: the object, its config, its breaker, or why it could not be built."""
+
+    def __init__(self, name: str, kind: str, provider: Any, breaker: CircuitBreaker, error: str = "") -> None:
+        self.name = name
+        self.kind = kind
+        self.provider = provider
+        self.breaker = breaker
+        self.error = error
+
+    def usable(self) -> tuple[bool, str]:
+        """Whether calls can be made (credentials and config), ignoring the breaker."""
+        if self.provider is None:
+            return False, self.error
+        check = getattr(self.provider, "usable", None)
+        if check is None:
+            return True, ""
+        ok, reason = check()
+        return bool(ok), str(reason or "")
+
+    def default_model(self) -> str:
+        return str(getattr(self.provider, "default_model", "") or "")
+
+    def models(self) -> list[ModelInfo]:
+        if self.provider is None:
+            return []
+        try:
+            return list(self.provider.models())
+        except Exception as err:  # a provider's listing must not break `oxios models`
+            log.warning("provider %s failed to list models: %s", self.name, redact(str(err)))
+            return []
+
+
+class ProviderRegistry:
+    def __init__(
+        self,
+        config: Config,
+        kinds: dict[str, Callable[..., Any]],
+        *,
+        publish: Callable[..., Any] | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.kinds = kinds
+        self._publish = publish
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._clock_kw = {"clock": clock} if clock is not None else {}
+        self.entries: dict[str, ProviderEntry] = {}
+        configured = dict(config.providers)
+        self.implicit = not configured
+        if self.implicit:
+            configured = {name: ProviderConfig(kind=kind) for name, kind in IMPLICIT_PROVIDERS.items()}
+        for name, settings in configured.items():
+            self.entries[name] = self._build(name, settings)
+
+    def _build(self, name: str, settings: ProviderConfig) -> ProviderEntry:
+        llm = self.config.llm
+        breaker = CircuitBreaker(
+            name,
+            threshold=llm.breaker_failure_threshold,
+            cooldown=llm.breaker_cooldown_secs,
+            on_change=self._breaker_changed,
+            **self._clock_kw,
+        )
+        factory = self.kinds.get(settings.kind)
+        if factory is None:
+            known = ", ".join(sorted(self.kinds)) or "none"
+            error = f"unknown provider kind {settings.kind!r} in providers.{name}.kind (known kinds: {known})"
+            return ProviderEntry(name, settings.kind, None, breaker, error)
+        try:
+            provider = factory(name, {"name": name, **msgspec.to_builtins(settings)})
+        except Exception as err:
+            return ProviderEntry(name, settings.kind, None, breaker, f"providers.{name}: {redact(str(err))}")
+        return ProviderEntry(name, settings.kind, provider, breaker)
+
+    # -- lookup ------------------------------------------------------------------
+
+    def get(self, name: str) -> Any:
+        """The provider object named ``name`` (raises :class:`UnknownModelError`, a LookupError)."""
+        entry = self.entries.get(name)
+        if entry is None or entry.provider is None:
+            raise UnknownModelError(
+                entry.error if entry else f"no provider named {name!r} (configured: {', '.join(self.entries) or 'none'})"
+            )
+        return entry.provider
+
+    def usable(self) -> list[str]:
+        """Names of the providers that can be called now (credentials present, breaker not open)."""
+        return [n for n, e in self.entries.items() if e.usable()[0] and e.breaker.effective_state() != "open"]
+
+    def default(self) -> tuple[Any, str]:
+        """The default (provider, model): kernel.default_provider/default_model, else the first usable."""
+        return self.resolve("")
+
+    def resolve(self, ref: str = "", provider: str | None = None) -> tuple[Any, str]:
+        """Map ``"model"``, ``"provider/model"`` or ``""`` (the default) onto (provider object, model id)."""
+        entry, model = self._resolve_entry(ref, provider)
+        return entry.provider, model
+
+    def _resolve_entry(self, ref: str, provider: str | None = None) -> tuple[ProviderEntry, str]:
+        kernel = self.config.kernel
+        if provider:
+            entry = self._entry(provider)
+            return entry, self._strip(ref, entry) or self._model_for(entry)
+        if "/" in ref:
+            prefix, _, rest = ref.partition("/")
+            if prefix in self.entries:
+                return self._entry(prefix), rest or self._model_for(self._entry(prefix))
+        if ref:
+            listed = [e for e in self.entries.values() if any(m.id == ref for m in e.models())]
+            guessed = [e for e in self.entries.values() for p, k in _KIND_BY_PREFIX if ref.startswith(p) and e.kind == k]
+            for candidates in (listed, guessed):
+                # Usable first, and the default provider first among equals (it may share model ids).
+                for entry in sorted(candidates, key=lambda e: (not e.usable()[0], e.name != kernel.default_provider)):
+                    return entry, ref
+            return self._default_entry(), ref
+        entry = self._default_entry()
+        if kernel.default_model and kernel.default_provider in ("", entry.name):
+            return entry, kernel.default_model
+        return entry, self._model_for(entry)
+
+    def _entry(self, name: str) -> ProviderEntry:
+        entry = self.entries.get(name)
+        if entry is None:
+            raise UnknownModelError(
+                f"no provider named {name!r} (configured: {', '.join(self.entries) or 'none'}); see `oxios models`"
+            )
+        return entry
+
+    @staticmethod
+    def _strip(ref: str, entry: ProviderEntry) -> str:
+        prefix = entry.name + "/"
+        return ref[len(prefix) :] if ref.startswith(prefix) else ref
+
+    def _model_for(self, entry: ProviderEntry) -> str:
+        model = entry.default_model()
+        if not model:
+            raise NoProviderError(
+                f"provider {entry.name!r} has no default model: set one with "
+                f"`oxios config set providers.{entry.name}.default_model MODEL` (the model your server serves)"
+            )
+        return model
+
+    def _default_entry(self) -> ProviderEntry:
+        wanted = self.config.kernel.default_provider
+        if wanted:
+            entry = self._entry(wanted)
+            ok, reason = entry.usable()
+            if ok:
+                return entry
+            log.warning("default provider %s is not usable (%s); using the first usable one", wanted, reason)
+        for entry in self.entries.values():
+            if entry.usable()[0]:
+                return entry
+        reasons = "; ".join(f"{e.name}: {e.usable()[1]}" for e in self.entries.values())
+        raise NoProviderError(f"No provider is usable ({reasons})." if reasons else "")
+
+    def model_info(self, ref: str = "") -> ModelInfo:
+        """What is known about a model (context window, prices); defaults when the provider does not say."""
+        entry, model = self._resolve_entry(ref)
+        for info in entry.models():
+            if info.id == model:
+                return info
+        return ModelInfo(id=model, provider=entry.name)
+
+    # -- listing -------------------------------------------------------------------
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every configured provider and model, with whether it is usable and why not."""
+        try:
+            default_entry, default_model = self._resolve_entry("")
+            default = (default_entry.name, default_model)
+        except ProviderError:
+            default = ("", "")
+        rows: list[dict[str, Any]] = []
+        for entry in self.entries.values():
+            ok, reason = entry.usable()
+            breaker = entry.breaker.status()
+            if ok and breaker["state"] == "open":
+                ok, reason = False, f"circuit breaker open (retry in {breaker.get('retry_in_secs', 0)}s)"
+            infos = entry.models() or [None]
+            for info in infos:
+                rows.append(
+                    {
+                        "provider": entry.name,
+                        "kind": entry.kind,
+                        "model": info.id if info else "",
+                        "ref": f"{entry.name}/{info.id}" if info else entry.name,
+                        "context_window": info.context_window if info else None,
+                        "usable": ok,
+                        "reason": reason,
+                        "breaker": breaker["state"],
+                        "default": bool(info) and (entry.name, info.id) == default,
+                        "implicit": self.implicit,
+                    }
+                )
+        return rows
+
+    def status(self) -> dict[str, Any]:
+        providers = {}
+        for name, entry in self.entries.items():
+            ok, reason = entry.usable()
+            providers[name] = {"kind": entry.kind, "usable": ok, "reason": reason, "breaker": entry.breaker.status()}
+        usable = self.usable()
+        problems = [
+            f"circuit breaker open for {name} (next probe in {p['breaker'].get('retry_in_secs', 0)}s)"
+            for name, p in providers.items()
+            if p["breaker"]["state"] == "open"
+        ]
+        if not usable:
+            problems.append("no usable LLM provider (see `oxios models` / `oxios doctor`)")
+        # An open breaker is worth a line in `oxios status` even while other providers work.
+        return {"healthy": not problems, "detail": "; ".join(problems) or None, "usable": usable, "providers": providers}
+
+    async def stop(self) -> None:
+        """Close the providers' HTTP clients (service shutdown)."""
+        for entry in self.entries.values():
+            closer = getattr(entry.provider, "close", None)
+            if closer is not None:
+                try:
+                    await closer()
+                except Exception as err:
+                    log.warning("provider %s failed to close: %s", entry.name, redact(str(err)))
+
+    # -- calling ---------------------------------------------------------------------
+
+    def _targets(self, request: ModelRequest, provider: str | None) -> list[tuple[ProviderEntry, str]]:
+        """The primary (provider, model) for the request, then each fallback model that resolves."""
+        primary = self._resolve_entry(request.model, provider)
+        targets = [primary]
+        for ref in self.config.llm.fallback_models:
+            try:
+                target = self._resolve_entry(ref)
+            except ProviderError as err:
+                log.warning("fallback model %s skipped: %s", ref, err)
+                continue
+            usable, reason = target[0].usable()
+            if not usable:
+                log.info("fallback model %s skipped: %s", ref, reason)
+            elif (target[0].name, target[1]) not in [(e.name, m) for e, m in targets]:
+                targets.append(target)
+        return targets
+
+    async def complete(self, request: ModelRequest, provider: str | None = None) -> ModelResponse:
+        """Non-streaming call with retries, breaker and fallbacks."""
+        first: ProviderError | None = None
+        last: ProviderError | None = None
+        for index, (entry, model) in enumerate(self._targets(request, provider)):
+            req = msgspec.structs.replace(request, model=model)
+            if index:
+                self._event("provider.fallback", provider=entry.name, model=model, error=str(last))
+            attempt = 0
+            while True:
+                try:
+                    entry.breaker.acquire()
+                except BreakerOpenError as err:
+                    first, last = first or err, err
+                    break
+                try:
+                    response = await entry.provider.complete(req)
+                except BaseException as raw:
+                    err = _as_provider_error(raw, entry.name)
+                    if err is None:
+                        entry.breaker.release()
+                        raise
+                    delay = self._after_failure(entry, err, attempt, model)
+                    if delay is None:
+                        if not err.retryable:
+                            raise err from raw
+                        first, last = first or err, err
+                        break
+                    await self._sleep(delay)
+                    attempt += 1
+                    continue
+                entry.breaker.success()
+                return response
+        assert first is not None
+        raise first  # the requested model's failure; fallbacks' own errors are in events and logs
+
+    async def stream(self, request: ModelRequest, provider: str | None = None) -> AsyncIterator[StreamEvent]:
+        """Streaming call. Retries and fallbacks apply until the first event was yielded;
+        a failure after that is raised to the caller (its partial output cannot be unsaid)."""
+        first: ProviderError | None = None
+        last: ProviderError | None = None
+        for index, (entry, model) in enumerate(self._targets(request, provider)):
+            req = msgspec.structs.replace(request, model=model)
+            if index:
+                self._event("provider.fallback", provider=entry.name, model=model, error=str(last))
+            attempt = 0
+            while True:
+                try:
+                    entry.breaker.acquire()
+                except BreakerOpenError as err:
+                    first, last = first or err, err
+                    break
+                started = False
+                try:
+                    async with contextlib.aclosing(entry.provider.stream(req)) as events:
+                        async for event in events:
+                            started = True
+                            yield event
+                except BaseException as raw:
+                    err = _as_provider_error(raw, entry.name)
+                    if err is None:
+                        entry.breaker.release()
+                        raise
+                    delay = self._after_failure(entry, err, attempt, model)
+                    if started:
+                        raise err from raw
+                    if delay is None:
+                        if not err.retryable:
+                            raise err from raw
+                        first, last = first or err, err
+                        break
+                    await self._sleep(delay)
+                    attempt += 1
+                    continue
+                entry.breaker.success()
+                return
+        assert first is not None
+        raise first  # the requested model's failure; fallbacks' own errors are in events and logs
+
+    def _after_failure(self, entry: ProviderEntry, err: ProviderError, attempt: int, model: str) -> float | None:
+        """Record the failure; return how long to wait before retrying, or None to stop retrying."""
+        message = redact(str(err))
+        if not err.retryable:
+            entry.breaker.release()
+            return None
+        entry.breaker.failure(message)
+        llm = self.config.llm
+        if attempt >= llm.max_retries or entry.breaker.state == "open":
+            return None
+        if err.retry_after is not None:
+            if err.retry_after > llm.retry_max_delay_secs:
+                log.warning(
+                    "provider %s asked to retry after %.0fs (over llm.retry_max_delay_secs); giving up",
+                    entry.name,
+                    err.retry_after,
+                )
+                return None
+            delay = err.retry_after
+        else:
+            backoff = min(llm.retry_base_delay_secs * (2**attempt), llm.retry_max_delay_secs)
+            delay = backoff / 2 + self._rng.uniform(0, backoff / 2)  # "equal jitter"
+        log.info("provider %s failed (%s); retry %d in %.2fs", entry.name, message, attempt + 1, delay)
+        self._event(
+            "provider.retry",
+            provider=entry.name,
+            model=model,
+            attempt=attempt + 1,
+            delay_secs=round(delay, 3),
+            status=err.status,
+            error=message,
+        )
+        return delay
+
+    def _breaker_changed(self, breaker: CircuitBreaker, reason: str) -> None:
+        log.warning("provider %s circuit breaker -> %s (%s)", breaker.provider, breaker.state, reason)
+        self._event("provider.breaker", provider=breaker.provider, state=breaker.state, reason=reason, failures=breaker.failures)
+
+    def _event(self, type: str, **data: Any) -> None:
+        if self._publish is not None:
+            self._publish(type, **data)
+
+
+def _as_provider_error(raw: BaseException, provider: str) -> ProviderError | None:
+    """Our error type for ``raw``, or None when it is not a provider failure (cancellation, bugs)."""
+    if isinstance(raw, ProviderError):
+        if not raw.provider:
+            raw.provider = provider
+        return raw
+    retryable = getattr(raw, "retryable", None)
+    if isinstance(retryable, bool) and isinstance(raw, Exception):
+        # A plugin's own error type, following the documented duck-typed contract.
+        return ProviderError(
+            redact(str(raw)),
+            provider=provider,
+            status=getattr(raw, "status", None),
+            retryable=retryable,
+            retry_after=getattr(raw, "retry_after", None),
+        )
+    if isinstance(raw, TimeoutError | ConnectionError):
+        return ProviderUnavailableError(f"provider {provider!r}: {type(raw).__name__}: {raw}", provider=provider)
+    return None
+
+
+def from_plugins(config: Config, plugins: Any = None) -> ProviderRegistry:
+    """A registry outside a running kernel (``oxios models``, ``oxios doctor``): kinds from the plugins."""
+    from ..plugins import PluginManager
+
+    pm = plugins or PluginManager()
+    pm.load()
+    kinds: dict[str, Callable[..., Any]] = {}
+
+    def make_register(plugin: str) -> Callable[[str, Callable[..., Any]], None]:
+        def register(kind: str, factory: Callable[..., Any]) -> None:
+            kinds.setdefault(kind, factory)
+
+        return register
+
+    pm.collect("register_providers", make_register)
+    return ProviderRegistry(config, kinds)
+
+
+def start(kernel: Any) -> ProviderRegistry:
+    """Service factory (kernel SERVICES): build the registry from config and the registered kinds."""
+    registry = ProviderRegistry(kernel.config, kernel.provider_kinds, publish=kernel.publish)
+    kernel.expose("providers.models", registry.models)
+    kernel.expose("providers.status", registry.status)
+    return registry

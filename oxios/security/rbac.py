@@ -1,0 +1,166 @@
+"""Roles and per-agent permissions.
+
+Built-in roles are ``admin``, ``superuser`` and ``user``; ``[security.roles.NAME]``
+in config adds roles or replaces a built-in one. Each agent runs under a role
+(its context's role unless an operator assigned one) and may carry overrides of
+single capabilities, persisted in the state store (namespace ``rbac``).
+
+``tools`` entries are glob patterns over tool names (``"*"``, ``"read_*"``) or
+tiers (``"tier:read"``); a ``"!name"`` entry removes a tool again.
+"""
+
+from __future__ import annotations
+
+import time
+from fnmatch import fnmatchcase
+from typing import Any
+
+import msgspec
+
+from ..config import RoleConfig
+
+BUILTIN_ROLES: dict[str, RoleConfig] = {
+    "admin": RoleConfig(
+        tools=["*"],
+        exec_modes=["structured", "shell"],
+        network=True,
+        manage_agents=True,
+        manage_config=True,
+        manage_audit=True,
+        fork_agents=True,
+    ),
+    "superuser": RoleConfig(tools=["*"], exec_modes=["structured"], network=True, manage_agents=True, fork_agents=True),
+    "user": RoleConfig(tools=["*"], exec_modes=["structured"], network=True),
+}
+CAPABILITIES = tuple(RoleConfig.__struct_fields__)
+_NAMESPACE = "rbac"
+
+
+class UnknownRole(LookupError):
+    """A role name that is neither built in nor configured."""
+
+
+def roles(config: Any) -> dict[str, RoleConfig]:
+    """Every role: built-ins overlaid by ``security.roles``."""
+    return {**BUILTIN_ROLES, **config.security.roles}
+
+
+def tool_permitted(role: RoleConfig, tool: str, tier: str | None) -> bool:
+    allowed = False
+    for entry in role.tools:
+        negate = entry.startswith("!")
+        pattern = entry[1:] if negate else entry
+        hit = (pattern.startswith("tier:") and tier == pattern[5:]) or fnmatchcase(tool, pattern)
+        if hit and negate:
+            return False
+        allowed = allowed or hit
+    return allowed
+
+
+class Rbac:
+    """The ``rbac`` service: role of each agent, capability overrides, lookups."""
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+
+    def roles(self) -> dict[str, dict[str, Any]]:
+        return {name: msgspec.to_builtins(role) for name, role in roles(self.kernel.config).items()}
+
+    def role(self, name: str) -> RoleConfig:
+        found = roles(self.kernel.config).get(name)
+        if found is None:
+            raise UnknownRole(f"unknown role {name!r}; roles: {', '.join(sorted(roles(self.kernel.config)))}")
+        return found
+
+    def _stored(self, agent_id: str) -> dict[str, Any]:
+        state = self.kernel.state
+        if not agent_id or state is None:
+            return {}
+        return state.kv_get(_NAMESPACE, agent_id, {}) or {}
+
+    def effective(self, agent_id: str, role_name: str | None = None) -> RoleConfig:
+        """The capabilities an agent has now (assigned role, then overrides)."""
+        stored = self._stored(agent_id)
+        name = stored.get("role") or role_name or self.kernel.config.security.default_role
+        try:
+            base = self.role(name)
+        except UnknownRole:
+            # An agent pointing at a role that no longer exists gets nothing.
+            return RoleConfig(tools=[], exec_modes=[], paths=[])
+        overrides = stored.get("overrides") or {}
+        return msgspec.convert({**msgspec.to_builtins(base), **overrides}, RoleConfig) if overrides else base
+
+    def get(self, agent_id: str, role_name: str | None = None) -> dict[str, Any]:
+        """``GET /api/permissions/{agent}``: role, overrides and the effective capabilities."""
+        stored = self._stored(agent_id)
+        role = stored.get("role") or role_name or self.kernel.config.security.default_role
+        return {
+            "agent_id": agent_id,
+            "role": role,
+            "overrides": stored.get("overrides") or {},
+            "effective": msgspec.to_builtins(self.effective(agent_id, role_name)),
+            "updated_at": stored.get("updated_at"),
+        }
+
+    def put(
+        self,
+        agent_id: str,
+        role: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        *,
+        actor: str = "operator",
+        replace: bool = False,
+    ) -> dict[str, Any]:
+        """``PUT /api/permissions/{agent}``: assign a role and/or capability overrides."""
+        if not agent_id:
+            raise ValueError("an agent id is required")
+        stored = self._stored(agent_id)
+        if role is not None:
+            self.role(role)  # raises UnknownRole
+            stored["role"] = role
+        if overrides is not None:
+            unknown = set(overrides) - set(CAPABILITIES)
+            if unknown:
+                raise ValueError(f"unknown capabilities: {', '.join(sorted(unknown))}; known: {', '.join(CAPABILITIES)}")
+            merged = dict(overrides) if replace else {**(stored.get("overrides") or {}), **overrides}
+            try:
+                msgspec.convert({**msgspec.to_builtins(RoleConfig()), **merged}, RoleConfig)
+            except msgspec.ValidationError as err:
+                raise ValueError(f"invalid permissions: {err}") from None
+            stored["overrides"] = merged
+        stored["updated_at"] = time.time()
+        self.kernel.state.kv_set(_NAMESPACE, agent_id, stored)
+        audit = self.kernel.services.get("audit")
+        if audit is not None:
+            audit.append(
+                actor,
+                "permissions.update",
+                agent_id,
+                True,
+                "permissions changed",
+                {"role": stored.get("role"), "overrides": stored.get("overrides") or {}},
+            )
+        return self.get(agent_id)
+
+    def reset(self, agent_id: str, *, actor: str = "operator") -> bool:
+        removed = self.kernel.state.kv_delete(_NAMESPACE, agent_id)
+        audit = self.kernel.services.get("audit")
+        if audit is not None and removed:
+            audit.append(actor, "permissions.reset", agent_id, True, "permissions reset to the role default", {})
+        return removed
+
+    def list(self) -> list[dict[str, Any]]:
+        return [self.get(agent_id) for agent_id in self.kernel.state.kv_items(_NAMESPACE)]
+
+    def status(self) -> dict[str, Any]:
+        return {"healthy": True, "detail": None, "roles": sorted(roles(self.kernel.config))}
+
+
+def start(kernel: Any) -> Rbac:
+    service = Rbac(kernel)
+    kernel.expose("permissions.get", service.get)
+    kernel.expose("permissions.put", service.put)
+    kernel.expose("permissions.reset", service.reset)
+    kernel.expose("permissions.list", service.list)
+    kernel.expose("permissions.roles", service.roles)
+    return service

@@ -1,0 +1,1 @@
+"""Oxios CLI channel: `oxios chat` in a terminal (streaming, /new, /sessions, /switch, /persona, /cancel)."""
