@@ -81,6 +81,9 @@ def add(
     max_runs: int = typer.Option(None, "--max-runs", help="Stop after this many scheduled runs (0 = no limit)."),
     constraint: list[str] = typer.Option(None, "--constraint", help="A constraint (repeatable)."),
     criterion: list[str] = typer.Option(None, "--criterion", help="An acceptance criterion (repeatable)."),
+    approve: list[str] = typer.Option(
+        None, "--approve", help="A command the job may run without a human, e.g. 'git pull' (repeatable)."
+    ),
     disabled: bool = typer.Option(False, "--disabled", help="Create it disabled."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -98,6 +101,7 @@ def add(
         max_runs=max_runs,
         constraints=constraint or None,
         acceptance_criteria=criterion or None,
+        approve=approve or None,
     )
     if disabled:
         job["enabled"] = False
@@ -135,6 +139,7 @@ def edit(
     max_runs: int = typer.Option(None, "--max-runs"),
     constraint: list[str] = typer.Option(None, "--constraint", help="Replaces the constraints (repeatable)."),
     criterion: list[str] = typer.Option(None, "--criterion", help="Replaces the acceptance criteria (repeatable)."),
+    approve: list[str] = typer.Option(None, "--approve", help="Replaces the commands approved up front (repeatable)."),
     enabled: bool = typer.Option(None, "--enable/--disable"),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -152,6 +157,7 @@ def edit(
         enabled=enabled,
         constraints=constraint or None,
         acceptance_criteria=criterion or None,
+        approve=approve or None,
     )
     if not changes:
         fail("nothing to change: give at least one option (see `oxios cron edit --help`)", 2)
