@@ -85,6 +85,7 @@ class FakeBotApi:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
         self.failures: dict[str, list[tuple[int, int | None]]] = {}
+        self.webhook: dict[str, Any] | None = None
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._new_update = asyncio.Event()
@@ -268,6 +269,10 @@ class FakeBotApi:
         return BOT_USER
 
     async def m_deleteWebhook(self, p: dict[str, Any]) -> Any:
+        return True
+
+    async def m_setWebhook(self, p: dict[str, Any]) -> Any:
+        self.webhook = {"url": p.get("url"), "secret_token": p.get("secret_token")}
         return True
 
     async def m_setMyCommands(self, p: dict[str, Any]) -> Any:

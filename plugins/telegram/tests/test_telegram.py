@@ -262,3 +262,33 @@ async def test_bad_settings_are_reported_not_fatal(oxios_kernel_factory) -> None
     async with oxios_kernel_factory(plugins=[oxios_plugin_telegram], config=config, channels=True) as kernel:
         assert "telegram" not in kernel.channels
         assert any("channels.telegram" in f.error for f in kernel.plugins.failures)
+
+
+async def test_webhook_mode_through_the_web_plugin(oxios_kernel_factory, scripted_provider, bot_api) -> None:
+    """Telegram posts updates to /webhook/telegram (served by the web plugin), authenticated by a secret token."""
+    import httpx
+    from oxios_plugin_web.app import create_app
+
+    scripted_provider.enqueue_text("hello from the webhook")
+    url = "https://oxios.example.org/webhook/telegram"
+    config = scripted_provider.config(telegram_config(bot_api, mode="webhook", webhook_url=url))
+    async with oxios_kernel_factory(
+        plugins=[scripted_provider.plugin(), oxios_plugin_telegram], config=config, channels=True
+    ) as kernel:
+        channel = await running(kernel)
+        assert bot_api.webhook == {"url": url, "secret_token": channel.webhook_secret}
+        assert TOKEN not in channel.webhook_secret
+        bot_api.user_message(CHAT, OWNER, "hi via webhook")
+        update = bot_api.updates.pop()  # nobody polls in webhook mode: Telegram would post it
+        app = create_app(kernel)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:4200") as client:
+            header = "X-Telegram-Bot-Api-Secret-Token"
+            assert (await client.post("/webhook/telegram", json=update)).status_code == 403
+            assert (await client.post("/webhook/telegram", json=update, headers={header: "guess"})).status_code == 403
+            assert (
+                await client.post("/webhook/telegram", content=b"{not json", headers={header: channel.webhook_secret})
+            ).status_code == 400
+            ok = await client.post("/webhook/telegram", json=update, headers={header: channel.webhook_secret})
+            assert ok.status_code == 200, ok.text
+        await bot_api.wait_for(lambda: any("hello from the webhook" in t for t in bot_api.chat_text(CHAT)))
+        assert len(scripted_provider.requests) == 1  # the two refused posts never reached an agent

@@ -43,6 +43,14 @@ def register_channels(register: Any, kernel: Any) -> None:
     register(TelegramChannel(kernel, settings, token))
 
 
+@hookimpl(optionalhook=True)
+def register_routes(register: Any, kernel: Any) -> None:
+    """Inside the web plugin: POST /webhook/telegram for webhook mode."""
+    from .webhook import webhook_route
+
+    register(webhook_route(kernel))
+
+
 @hookimpl
 def register_tools(register: Any, kernel: Any) -> None:
     async def telegram_send_file(path: str, context: ActionContext, caption: str = "") -> str:

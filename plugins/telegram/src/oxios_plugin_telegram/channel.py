@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -29,7 +31,10 @@ class TelegramSettings(ChatSettings, kw_only=True, forbid_unknown_fields=True):
     base_file_url: str = ""
     poll_timeout_secs: int = 10
     max_retries: int = 5
-    mode: Literal["polling"] = "polling"
+    # "webhook": Telegram posts updates to webhook_url, which must reach the web plugin's
+    # /webhook/telegram (e.g. through a reverse proxy); "polling" needs no public address.
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
 
 
 class TelegramChannel(ChatChannel):
@@ -80,11 +85,28 @@ class TelegramChannel(ChatChannel):
                 delay = min(delay * 2, 30.0)
         self.bot_name = self.app.bot.username or ""
         await self.app.start()
-        await self.app.updater.start_polling(
-            timeout=self.settings.poll_timeout_secs, error_callback=self._on_poll_error, drop_pending_updates=False
-        )
+        if self.settings.mode == "webhook":
+            await self._call(lambda: self.app.bot.set_webhook(self.settings.webhook_url, secret_token=self.webhook_secret))
+        else:
+            await self.app.updater.start_polling(
+                timeout=self.settings.poll_timeout_secs, error_callback=self._on_poll_error, drop_pending_updates=False
+            )
         self.state, self.detail = "running", f"@{self.bot_name}"
         self.kernel.publish("channel.connected", channel=self.name, bot=self.bot_name)
+
+    @property
+    def webhook_secret(self) -> str:
+        """The secret Telegram sends with each webhook call: derived from the bot token, never stored."""
+        return hashlib.sha256(f"oxios-telegram-webhook:{self._token}".encode()).hexdigest()[:48]
+
+    async def receive_webhook(self, secret: str, update: dict[str, Any]) -> bool:
+        """One update posted by Telegram; False (and nothing done) unless the secret matches."""
+        from telegram import Update
+
+        if self.app is None or self.state != "running" or not hmac.compare_digest(secret, self.webhook_secret):
+            return False
+        await self.app.update_queue.put(Update.de_json(update, self.app.bot))
+        return True
 
     def _on_poll_error(self, err: Exception) -> None:
         # python-telegram-bot keeps polling with backoff; we record why it is unhappy.
