@@ -123,3 +123,17 @@ async def test_http_endpoint_in_the_web_plugin(oxios_kernel_factory: Any) -> Non
         finally:
             server.should_exit = True
             await serving
+
+
+def test_building_the_server_leaves_the_root_logger_alone() -> None:
+    """The SDK's MCPServer() calls logging.basicConfig; Oxios's handlers (which redact secrets) must stay the only ones."""
+    import logging
+    from types import SimpleNamespace
+
+    from oxios_plugin_mcp.server import build_server
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    kernel = SimpleNamespace(context=lambda **kw: None)
+    build_server(kernel)
+    assert root.handlers == before

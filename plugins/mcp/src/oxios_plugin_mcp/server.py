@@ -37,9 +37,17 @@ def _clear_errors(fn: F) -> F:
 
 
 def build_server(kernel: Any) -> Any:
+    import logging
+
     from mcp.server import MCPServer
 
+    # MCPServer() calls logging.basicConfig, which would add its own (unredacting) handler
+    # to the root logger of a process that has none yet; Oxios's logging stays in charge.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     server = MCPServer("oxios", instructions="Oxios: an operating system for LLM agents. Run prompts, use its memory and skills.")
+    root.handlers[:] = handlers
+    root.setLevel(level)
     context = kernel.context(agent_id="mcp-client", interactive=False)
 
     async def allow(name: str, resource: str = "") -> None:
