@@ -27,6 +27,7 @@ import msgspec
 from oxios_hookspecs import Action, Attachment, IncomingMessage, new_id
 
 from . import pairing
+from .plugins import resolve
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ async def handle_command(kernel: Any, sessions: ChatSessions, chat_key: str, com
     if command == "cancel":
         current = sessions.current(chat_key)
         gateway = kernel.services.get("gateway")
-        if current and gateway is not None and await _maybe_await(gateway.cancel(current)):
+        if current and gateway is not None and await resolve(gateway.cancel(current)):
             return "Cancelled."
         return "Nothing is running."
     if command == "status":
@@ -163,18 +164,12 @@ async def handle_command(kernel: Any, sessions: ChatSessions, chat_key: str, com
             return f"Persona: {sessions.persona(chat_key) or 'default'}. Use /persona NAME to change it."
         personas = kernel.services.get("personas")
         if personas is not None:
-            names = {p["name"].lower() for p in await _maybe_await(personas.list())}
+            names = {p["name"].lower() for p in await resolve(personas.list())}
             if arg.lower() not in names:
                 return f"No persona named {arg!r}. Known: {', '.join(sorted(names))}"
         sessions.set_persona(chat_key, arg)
         return f"Persona set to {arg}."
     return None
-
-
-async def _maybe_await(value: Any) -> Any:
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        return await value
-    return value
 
 
 # ---------------------------------------------------------------------------
@@ -530,7 +525,7 @@ class ChatChannel:
         if verb not in ("approve", "reject") or approvals is None:
             return False, "Unknown or expired request."
         try:
-            await _maybe_await(getattr(approvals, verb)(approval_id, by=f"{self.name}:{user_id}"))
+            await resolve(getattr(approvals, verb)(approval_id, by=f"{self.name}:{user_id}"))
         except Exception as err:
             return False, f"Could not {verb}: {err}"
         return True, "Approved." if verb == "approve" else "Rejected."

@@ -20,6 +20,8 @@ import msgspec
 
 from oxios_hookspecs import IncomingMessage
 
+from .plugins import resolve
+
 log = logging.getLogger(__name__)
 
 TokenCallback = Callable[[str], Awaitable[None]]
@@ -143,7 +145,7 @@ class Gateway:
         ouroboros = self.kernel.services.get("ouroboros")
         if ouroboros is not None:
             wants = getattr(ouroboros, "should_handle", None)
-            if wants is None or await _maybe_await(wants(message, session)):
+            if wants is None or await resolve(wants(message, session)):
                 return await ouroboros.handle(message, session, on_token)
         agents = self.kernel.service("agents")
         outcome = await agents.run_message(message, session=session, space=space, on_token=on_token)
@@ -202,12 +204,6 @@ class Gateway:
 
 def _cancelled(session_id: str, message_id: str) -> ChatResult:
     return ChatResult(response="", session_id=session_id, message_id=message_id, exit_code=130, error="cancelled")
-
-
-async def _maybe_await(value: Any) -> Any:
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        return await value
-    return value
 
 
 def start(kernel: Any) -> Gateway:
