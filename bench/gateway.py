@@ -30,8 +30,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, Sample, fmt_secs, header, machine_line, print_rows, temp_home, time_sync
+from _common import Sample, fmt_secs, header, machine_line, print_rows, temp_home, time_sync
 
+from oxios.builtin.skills import bundled_dir
 from oxios.providers.scripted import ScriptedProvider, ScriptedTurn
 from oxios.testing import make_kernel_factory
 from oxios_hookspecs import IncomingMessage, Message, ModelRequest, ToolCallEvent, ToolResultBlock
@@ -128,7 +129,7 @@ def install_user_skills(home: Path, count: int) -> None:
     """``count`` user skills under OXIOS_HOME/skills, copies of the bundled code-review skill."""
     for i in range(count):
         folder = home / "skills" / f"bench-skill-{i}"
-        shutil.copytree(ROOT / "skills" / "code-review", folder)
+        shutil.copytree(bundled_dir() / "code-review", folder)
         text = (folder / "SKILL.md").read_text().replace("name: code-review", f"name: bench-skill-{i}", 1)
         (folder / "SKILL.md").write_text(text)
 

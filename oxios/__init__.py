@@ -15,6 +15,8 @@ _LAZY = {
     "Kernel": ("oxios.kernel", "Kernel"),
     "NotAvailable": ("oxios.kernel", "NotAvailable"),
     "NotFound": ("oxios.kernel", "NotFound"),
+    "Conflict": ("oxios.kernel", "Conflict"),
+    "Invalid": ("oxios.kernel", "Invalid"),
     "Config": ("oxios.config", "Config"),
     "tool": ("oxios.toolbox", "tool"),
     "FunctionTool": ("oxios.toolbox", "FunctionTool"),

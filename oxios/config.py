@@ -76,6 +76,8 @@ class SecurityConfig(Section):
     default_role: str = "user"
     allowed_paths: list[str] = []
     denied_paths: list[str] = []
+    # Hard links cannot be resolved: their other names may be outside the workspace.
+    read_hardlinked_files: bool = False
     ssrf_allowlist: list[str] = []
     robots_txt: bool = True
     approval_timeout_secs: int = 120

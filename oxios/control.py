@@ -23,7 +23,14 @@ MAX_LINE = 16 * 1024 * 1024
 
 
 class ControlError(Exception):
-    """The daemon answered with an error, or could not be reached."""
+    """The daemon answered with an error, or could not be reached.
+
+    ``type`` is the class name of the daemon-side error (``ConfigError`` ...), empty when unreachable.
+    """
+
+    def __init__(self, message: str, type: str = "") -> None:
+        super().__init__(message)
+        self.type = type
 
 
 class ControlServer:
@@ -107,5 +114,5 @@ def call(path: Path, method: str, timeout: float = 30.0, **params: Any) -> Any:
     except ValueError:
         raise ControlError("the daemon closed the connection without answering") from None
     if "error" in reply:
-        raise ControlError(reply["error"])
+        raise ControlError(reply["error"], reply.get("type", ""))
     return reply.get("result")

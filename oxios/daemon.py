@@ -120,8 +120,19 @@ def _write_pidfile(paths: Paths, kernel: Kernel) -> None:
     write_atomic(paths.pidfile, json.dumps(info), mode=0o644)
 
 
+async def _reload_on_signal(kernel: Kernel) -> None:
+    from .config import ConfigError
+
+    try:
+        await kernel.reload_config(actor="signal:SIGHUP")
+    except ConfigError:
+        pass  # logged and audited by the reload; the running config stays
+    except Exception:
+        log.exception("config reload on SIGHUP failed")
+
+
 async def serve(kernel: Kernel, *, stop_event: asyncio.Event | None = None) -> None:
-    """Run the kernel until SIGTERM/SIGINT (or ``stop_event``), then stop cleanly."""
+    """Run the kernel until SIGTERM/SIGINT (or ``stop_event``), then stop cleanly. SIGHUP reloads the config."""
     from .control import ControlServer
 
     paths = kernel.paths
@@ -132,8 +143,30 @@ async def serve(kernel: Kernel, *, stop_event: asyncio.Event | None = None) -> N
             loop.add_signal_handler(sig, stop_event.set)
         except (NotImplementedError, RuntimeError):
             pass
+    started = asyncio.Event()
+    reloads: set[asyncio.Task[None]] = set()
+
+    async def reload_when_started() -> None:
+        await started.wait()  # a SIGHUP during start-up reloads once the services exist
+        await _reload_on_signal(kernel)
+
+    stopping: asyncio.Event = stop_event
+
+    def on_sighup() -> None:
+        if stopping.is_set():
+            return  # stopping: nothing to reload (the handler stays, so SIGHUP cannot kill a clean stop)
+        task = asyncio.create_task(reload_when_started(), name="oxios-config-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    try:
+        # Installed before start-up: SIGHUP's default action would kill the daemon.
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    except (NotImplementedError, RuntimeError):
+        pass
     kernel.daemon = True
     await kernel.start()
+    started.set()
     control = ControlServer(paths.socket, kernel.rpc)
     await control.start()
     _write_pidfile(paths, kernel)
@@ -142,6 +175,8 @@ async def serve(kernel: Kernel, *, stop_event: asyncio.Event | None = None) -> N
         await stop_event.wait()
     finally:
         log.info("stopping")
+        for task in list(reloads):
+            task.cancel()
         await control.stop()
         await kernel.stop()
         if (read_pidfile(paths) or {}).get("pid") == os.getpid():
@@ -149,11 +184,14 @@ async def serve(kernel: Kernel, *, stop_event: asyncio.Event | None = None) -> N
         log.info("stopped")
 
 
-def run_foreground(config: Config, home: Path, *, to_stderr: bool = True) -> int:
-    """``oxios --foreground``: hold the lock, serve, exit 0 on a clean stop."""
+def run_foreground(config: Config, home: Path, *, to_stderr: bool = True, overrides: dict[str, Any] | None = None) -> int:
+    """``oxios --foreground``: hold the lock, serve, exit 0 on a clean stop.
+
+    ``overrides`` are the command-line flags ``config`` was built with; a config reload keeps them.
+    """
     from . import logs
 
-    kernel = Kernel(config, home)
+    kernel = Kernel(config, home, overrides=overrides)
     paths = kernel.paths
     paths.ensure()
     logs.setup(paths.logs, config.kernel.log_level, to_stderr=to_stderr)

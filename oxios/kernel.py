@@ -63,6 +63,17 @@ class NotFound(LookupError):
     """An id or name that does not exist (maps to 404 / a clear CLI error)."""
 
 
+class Conflict(ValueError):
+    """A request that clashes with current state: a duplicate name, a busy resource (maps to 409).
+
+    A ValueError, so callers that catch refused input keep catching it.
+    """
+
+
+class Invalid(ValueError):
+    """Input a service refuses: the message names what to fix (maps to 422)."""
+
+
 @dataclass(frozen=True)
 class Paths:
     """Where things live under OXIOS_HOME."""
@@ -119,8 +130,13 @@ class Kernel:
 
     version = __version__
 
-    def __init__(self, config: Config, home: Path, *, plugins: PluginManager | None = None) -> None:
+    def __init__(
+        self, config: Config, home: Path, *, plugins: PluginManager | None = None, overrides: dict[str, Any] | None = None
+    ) -> None:
         self.config = config
+        # The CLI flags (--set, --port ...) the daemon started with: a config reload layers them on top again.
+        self.config_overrides: dict[str, Any] = dict(overrides or {})
+        self._reload_lock = asyncio.Lock()
         self.paths = Paths.from_config(Path(home), config)
         self.plugins = plugins or PluginManager()
         self.events = EventBus()
@@ -139,7 +155,7 @@ class Kernel:
         # Subsystems filled in by their own modules as they start.
         self.services: dict[str, Any] = {}
         # Methods reachable through the daemon's control socket.
-        self.rpc: dict[str, Any] = {"status": self.status, "ping": lambda: "pong"}
+        self.rpc: dict[str, Any] = {"status": self.status, "ping": lambda: "pong", "reload": self.reload_config}
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -244,6 +260,29 @@ class Kernel:
 
     def subscribe(self, *, maxsize: int = 256, types: set[str] | None = None) -> Any:
         return self.events.subscribe(maxsize=maxsize, types=types)
+
+    # -- facade: config -----------------------------------------------------------
+
+    def load_config(self, path: Path | None = None) -> Config:
+        """The config this kernel would run with from ``path`` (default its config file), env and start-up flags.
+
+        Raises :class:`oxios.config.ConfigError` naming the bad key and where it came from.
+        """
+        from .reload import load_for
+
+        return load_for(self, path)
+
+    async def reload_config(self, actor: str = "system") -> Any:
+        """Read the config file again and apply what can change live; see :mod:`oxios.reload`.
+
+        Returns ``ConfigReload(changed, applied, restart_required)``; an invalid file raises
+        :class:`oxios.config.ConfigError` and the running config stays. Audited, and published as
+        ``config.reloaded``.
+        """
+        from .reload import reload
+
+        async with self._reload_lock:
+            return await reload(self, actor=actor)
 
     # -- facade: services ---------------------------------------------------------
 

@@ -47,9 +47,18 @@ def setup(log_dir: Path, level: str = "info", *, to_stderr: bool = False) -> Pat
         stream.setFormatter(fmt)
         stream._oxios = True  # type: ignore[attr-defined]
         root.addHandler(stream)
+    set_level(level)
+    return path
+
+
+CHATTY_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "telegram", "discord", "asyncio")
+
+
+def set_level(level: str) -> None:
+    """The root logger's level (``kernel.log_level``); also on a live config reload."""
+    root = logging.getLogger()
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     # Chatty libraries stay at warning unless we are debugging.
-    if root.level > logging.DEBUG:
-        for name in ("httpx", "httpcore", "uvicorn.access", "telegram", "discord", "asyncio"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    return path
+    chatty = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(chatty)

@@ -88,7 +88,8 @@ def make_kernel_factory(home: Path) -> Callable[..., Any]:
         for i, plugin in enumerate(plugins):
             pm.register(plugin, name=getattr(plugin, "__name__", None) or f"test-plugin-{i}")
         pm.check_pending()
-        kernel = Kernel(load(home / "config.toml", overrides=config), home, plugins=pm)
+        # ``config`` is layered like command-line flags, so a config reload keeps it too.
+        kernel = Kernel(load(home / "config.toml", overrides=config), home, plugins=pm, overrides=config)
         await kernel.start(channels=channels)
         try:
             yield kernel

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from oxios.security import approvals as approvals_module
 from oxios_hookspecs import Action
 
 GIT_STATUS = Action(kind="exec", argv=["git", "status", "--short"], tool="exec")
@@ -34,7 +37,7 @@ async def test_timeout_is_deny(oxios_kernel_factory: Any) -> None:
         assert verdict.verdict == "deny" and "within 1 s" in verdict.reason
         assert approvals.list("all")[0]["status"] == "timeout"
         assert approvals.list("expired")
-        event = await events.get(timeout=1)
+        event = await events.get(timeout=10)
         assert event is not None
         assert event.data["tool"] == "exec" and event.data["resource"] == "git push --force"
         assert "approval.timeout" in _actions(kernel)
@@ -137,16 +140,18 @@ async def test_shell_mode_grant_is_exact(oxios_kernel_factory: Any) -> None:
         assert (await approvals.request(other, headless, "?")).verdict == "deny"
 
 
-async def test_grant_expiry_and_revoke(oxios_kernel_factory: Any) -> None:
+async def test_grant_expiry_and_revoke(oxios_kernel_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     async with oxios_kernel_factory() as kernel:
         approvals = kernel.services["approvals"]
         headless = kernel.context(agent_id="a1", interactive=False)
         task = asyncio.create_task(approvals.request(GIT_STATUS, kernel.context(agent_id="a1"), "ask"))
         row = (await _pending(approvals))[0]
-        grant = approvals.approve(row["id"], scope="global", expires_secs=0.2)["grant_id"]
+        grant = approvals.approve(row["id"], scope="global", expires_secs=60)["grant_id"]
         await task
         assert (await approvals.request(GIT_STATUS, headless, "ask")).verdict == "allow"
-        await asyncio.sleep(0.3)
+        # Jump the approvals clock past the expiry instead of sleeping through it.
+        later = time.time() + 120
+        monkeypatch.setattr(approvals_module, "time", SimpleNamespace(time=lambda: later))
         assert (await approvals.request(GIT_STATUS, headless, "ask")).verdict == "deny"
         assert approvals.grants() == [] and approvals.grants(include_expired=True)[0]["id"] == grant
 

@@ -140,6 +140,7 @@ def test_daemon_install_uninstall(oxios_cli, oxios_home: Path, tmp_path: Path, m
     assert out.exit_code == 0 and str(unit) in out.output
     text = unit.read_text()
     assert "-m oxios --foreground" in text and f"OXIOS_HOME={oxios_home}" in text
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text  # `systemctl --user reload oxios` reloads the config
     out = oxios_cli("daemon", "uninstall")
     assert out.exit_code == 0 and not unit.exists()
 

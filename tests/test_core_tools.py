@@ -19,6 +19,13 @@ async def call(kernel: Any, name: str, **args: Any) -> Any:
     return await kernel.tools.get(name).call(args, kernel.context(agent_id="agent-test", interactive=False))
 
 
+def grant_exact(kernel: Any, *argv: str) -> None:
+    """An operator's grant for exactly this command: interpreters running a script ask otherwise."""
+    from oxios_hookspecs import Action
+
+    kernel.services["approvals"].grant(Action(kind="exec", argv=list(argv)), scope="global", scope_id="*", by="test")
+
+
 async def test_core_tools_registered_with_tiers(oxios_kernel: Any) -> None:
     tiers = {name: oxios_kernel.tools.get(name).spec.tier for name in ("read", "write", "edit", "grep", "find", "ls", "exec")}
     assert tiers == {
@@ -124,6 +131,7 @@ async def test_exec_denials_are_tool_errors(oxios_kernel: Any) -> None:
 async def test_exec_output_truncated_with_marker(oxios_kernel_factory: Any) -> None:
     async with oxios_kernel_factory(config={"exec": {"max_output_bytes": 1000}}) as kernel:
         (kernel.paths.workspace / "loud.py").write_text("print('x' * 5000)\n")
+        grant_exact(kernel, "python3", "loud.py")
         r = await call(kernel, "exec", binary="python3", args=["loud.py"])
         assert r.data["truncated"] is True
         body = r.content.split("\n", 1)[1]
@@ -135,6 +143,7 @@ async def test_exec_timeout_kills_process_group(oxios_kernel_factory: Any) -> No
     script = "import subprocess, time; subprocess.Popen(['sleep', '300']); print('started', flush=True); time.sleep(300)"
     async with oxios_kernel_factory(config={"exec": {"max_timeout_secs": 1}}) as kernel:
         (kernel.paths.workspace / "slow.py").write_text(script)
+        grant_exact(kernel, "python3", "slow.py")
         before = {p.pid for p in psutil.process_iter() if p.name() == "sleep"}
         r = await call(kernel, "exec", binary="python3", args=["slow.py"], timeout_secs=999)  # clamped to 1 s
         assert r.is_error and r.data["timed_out"] and "killed after the 1 s timeout" in r.content
@@ -162,6 +171,7 @@ def test_timeout_clamp_and_env_scrub(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_exec_env_is_scrubbed(oxios_kernel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-leak")
     (oxios_kernel.paths.workspace / "env.py").write_text("import os\nprint(sorted(os.environ))\n")
+    grant_exact(oxios_kernel, "python3", "env.py")
     r = await call(oxios_kernel, "exec", binary="python3", args=["env.py"])
     assert "ANTHROPIC_API_KEY" not in r.content and "'TERM'" in r.content
 
@@ -171,6 +181,7 @@ async def test_killing_an_agent_kills_its_commands(scripted_provider: Any, oxios
     scripted_provider.enqueue_tool_call("exec", {"binary": "python3", "args": ["slow.py"]})
     async with oxios_kernel_factory(plugins=[scripted_provider.plugin()], config=scripted_provider.config()) as kernel:
         (kernel.paths.workspace / "slow.py").write_text(script)
+        grant_exact(kernel, "python3", "slow.py")
         agents = kernel.service("agents")
         agent_id = await agents.spawn("run a long command")
         for _ in range(500):  # until the command and its grandchild run

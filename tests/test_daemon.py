@@ -124,6 +124,23 @@ def test_invalid_config_refuses_to_start(env: dict[str, str]) -> None:
     assert oxios(env, "start").returncode == 2
 
 
+def test_a_config_broken_while_running_does_not_lock_the_user_out(env: dict[str, str]) -> None:
+    home = Path(env["OXIOS_HOME"])
+    started = oxios(env, "start")
+    try:
+        assert started.returncode == 0, started.stderr
+        (home / "config.toml").write_text("[scheduler\nmax_concurrent = ")  # a bad hand edit
+        status = oxios(env, "status", "--json")
+        assert status.returncode == 0 and json.loads(status.stdout)["status"] == "running", status.stderr
+        assert oxios(env, "log").returncode == 0
+        reload = oxios(env, "config", "reload")
+        assert reload.returncode == 2 and "invalid config" in reload.stderr
+        stopped = oxios(env, "stop")
+        assert stopped.returncode == 0 and "Oxios stopped" in stopped.stdout, stopped.stderr
+    finally:
+        oxios(env, "stop")
+
+
 def test_cli_flags_reach_the_background_daemon(env: dict[str, str], tmp_path: Path) -> None:
     workspace = tmp_path / "elsewhere"
     started = oxios(env, "--workspace", str(workspace), "--set", "scheduler.max_concurrent=2", "start")

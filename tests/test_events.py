@@ -10,7 +10,7 @@ async def test_publish_reaches_subscribers_in_order() -> None:
     with bus.subscribe() as sub:
         bus.publish("agent.started", agent_id="a")
         bus.publish("agent.stopped", agent_id="a")
-        first, second = await sub.get(timeout=1), await sub.get(timeout=1)
+        first, second = await sub.get(timeout=10), await sub.get(timeout=10)
     assert (first.type, second.type) == ("agent.started", "agent.stopped")
     assert second.id == first.id + 1
     assert bus.subscriber_count == 0
@@ -21,9 +21,9 @@ async def test_slow_subscriber_is_told_how_many_it_missed() -> None:
     slow = bus.subscribe(maxsize=3)
     for i in range(10):
         bus.publish("tick", n=i)  # never blocks although nobody reads
-    lag = await slow.get(timeout=1)
+    lag = await slow.get(timeout=10)
     assert lag.type == LAGGED and lag.data == {"missed": 7}
-    rest = [(await slow.get(timeout=1)).data["n"] for _ in range(3)]
+    rest = [(await slow.get(timeout=10)).data["n"] for _ in range(3)]
     assert rest == [7, 8, 9]
     assert await slow.get(timeout=0.01) is None
 
@@ -34,8 +34,8 @@ async def test_type_filter_and_wildcards() -> None:
     bus.publish("agent.stopped")
     bus.publish("cron.triggered", job="x")
     bus.publish("agent.started")
-    assert (await sub.get(timeout=1)).type == "cron.triggered"
-    assert (await sub.get(timeout=1)).type == "agent.started"
+    assert (await sub.get(timeout=10)).type == "cron.triggered"
+    assert (await sub.get(timeout=10)).type == "agent.started"
 
 
 def test_replay_ring_reports_loss() -> None:

@@ -161,7 +161,7 @@ async def test_failed_check_evolves_and_passes_in_generation_one(protocol_kernel
         assert lineage[1]["parent_id"] == lineage[0]["id"]
         child = lineage[1]["seed"]
         assert set(lineage[0]["seed"]["constraints"]) <= set(child["constraints"])  # narrowed, never widened
-        assert (await events.get(timeout=1)).data["generation"] == 1
+        assert (await events.get(timeout=10)).data["generation"] == 1
 
 
 async def test_max_generations_returns_the_best(protocol_kernel, scripted_provider) -> None:
@@ -184,7 +184,7 @@ async def test_max_generations_returns_the_best(protocol_kernel, scripted_provid
         result = await submit(kernel, "#plan write a haiku")
         assert result.evaluation_passed is False
         assert "haiku attempt 1" in result.response and "generation 1" in result.response  # the better one
-        assert (await events.get(timeout=1)).data["generations"] == 2
+        assert (await events.get(timeout=10)).data["generations"] == 2
 
 
 async def test_junk_judge_output_gets_one_retry_then_a_fallback(protocol_kernel, scripted_provider) -> None:

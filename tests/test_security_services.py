@@ -22,6 +22,8 @@ def test_token_lifecycle(tmp_path: Path) -> None:
     token = created["token"]
     assert token.startswith("oxt_") and len(token) > 40
     assert store.verify(token) == "admin"
+    assert store.identify(token) == {k: v for k, v in created.items() if k != "token"}
+    assert store.identify("oxt_wrong") is None and "hash" not in store.identify(token)
     assert store.verify(None) is None and store.verify("") is None
     assert store.verify("oxt_wrong") is None and store.verify(token + "x") is None and store.verify(token[:-1]) is None
     raw = store.path.read_text()
@@ -150,7 +152,7 @@ async def test_check_action_decisions_audited(oxios_kernel: Any) -> None:
     ]
     assert "metacharacter" in entries[1]["reason"] and entries[1]["metadata"]["votes"][0]["policy"] == "exec"
     assert oxios_kernel.services["audit"].verify().ok
-    first = await denied.get(timeout=1)
+    first = await denied.get(timeout=10)
     assert first is not None and first.data["kind"] == "exec" and first.data["policy"] == "exec"
 
 

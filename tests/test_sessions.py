@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from oxios.kernel import NotFound
+from oxios.kernel import Conflict, NotFound
 from oxios_hookspecs import IncomingMessage
 
 
@@ -160,6 +160,38 @@ async def test_agent_groups_fork_and_wait(scripted_provider: Any, oxios_kernel_f
         denied = [b for m in scripted_provider.requests[-1].messages for b in m.content if hasattr(b, "tool_use_id")]
         assert denied[0].is_error and "may not fork" in denied[0].content
         assert len(agents.groups()) == 1
+
+
+async def test_fork_tree_is_capped_by_max_agents(scripted_provider: Any, oxios_kernel_factory: Any) -> None:
+    """An agent that keeps forking (a fork bomb) is stopped at kernel.max_agents live agents in its tree."""
+    config = scripted_provider.config({"kernel": {"max_agents": 3}, "scheduler": {"rate_limit_per_minute": 0}})
+    async with oxios_kernel_factory(plugins=[scripted_provider.plugin()], config=config) as kernel:
+        agents = kernel.service("agents")
+        root = agents.fork("root", role="superuser")  # created (not yet run) counts as alive
+        # A group of 3 under a root that is alive would make 4: refused whole, nothing forked.
+        with pytest.raises(Conflict, match=r"kernel\.max_agents is 3"):
+            await agents.spawn_group(["a", "b", "c"], parent_id=root)
+        assert agents.groups() == [] and len(agents.list()) == 1
+        # Depth counts too: root -> child -> grandchild fills the tree; a great-grandchild is refused.
+        child = agents.fork("child", parent_id=root, role="superuser")
+        grandchild = agents.fork("grandchild", parent_id=child, role="superuser")
+        with pytest.raises(Conflict, match="root " + root):
+            agents.fork("great-grandchild", parent_id=grandchild)
+        assert agents.live_tree_size(grandchild) == (root, 3)
+        # An agent that ended frees its place; other trees were never limited.
+        await agents.kill(grandchild)
+        await agents.wait(grandchild, timeout=10)
+        assert agents.live_tree_size(child) == (root, 2)
+        agents.fork("replacement", parent_id=child)
+        assert [agents.fork(f"top {n}") for n in range(4)]
+        # The model sees the refusal as a tool error and can go on.
+        scripted_provider.requests.clear()
+        scripted_provider.enqueue_tool_call("delegate", {"goals": ["x", "y", "z"]})
+        scripted_provider.enqueue_text("could not delegate")
+        parent = await agents.spawn("fan out", role="superuser")
+        assert (await agents.wait(parent, timeout=30))["result"] == "could not delegate"
+        refused = [b for m in scripted_provider.requests[-1].messages for b in m.content if hasattr(b, "tool_use_id")]
+        assert refused[0].is_error and "kernel.max_agents is 3" in refused[0].content
 
 
 async def test_agent_records_survive_restart(scripted_provider: Any, oxios_kernel_factory: Any) -> None:

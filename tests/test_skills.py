@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+import oxios.skills
+from oxios.builtin.skills import bundled_dir
 from oxios.config import Config
+from oxios.kernel import Conflict
 from oxios.plugins import PluginManager
 from oxios.skills import SkillError, SkillsService, discover, find_skill_files, parse_skill, validate
 from oxios.skills.discover import SourceDir
@@ -157,7 +160,7 @@ def test_validate_counts_spec_violations_as_errors():
     odd = validate(FIXTURES / "lenient/odd-metadata")
     assert odd.errors == [] and any("x-custom-field" in w for w in odd.warnings)
     for name in ("code-review", "debug", "refactor"):
-        report = validate(Path(__file__).parents[1] / "skills" / name)
+        report = validate(bundled_dir() / name)
         assert report.errors == [] and report.warnings == [], name
 
 
@@ -209,6 +212,42 @@ def test_agent_specific_skills_outrank_workspace(skill_env):
     (agent_dir / "debug" / "SKILL.md").write_text("---\nname: debug\ndescription: Agent 7's debug.\n---\nA7\n")
     assert svc.skill("debug").source == "workspace"
     assert svc.skill("debug", agent_id="agent-7").description == "Agent 7's debug."
+
+
+def test_bundled_skills_are_found_in_the_package_not_the_checkout(skill_env):
+    """They are package data (oxios/skills/bundled), so a wheel install finds them too
+    (tests/test_skills_packaging.py checks the wheel)."""
+    package = Path(oxios.skills.__file__).resolve().parent / "bundled"
+    assert bundled_dir().resolve() == package
+    rows = {r["name"]: r for r in skill_env().list()}
+    for name in ("code-review", "debug", "refactor"):
+        assert rows[name]["source"] == "bundled"
+        assert Path(rows[name]["folder"]).resolve() == package / name
+
+
+async def test_an_agents_own_skills_are_in_its_prompt_index_and_no_other_agents(scripted_kernel, scripted_provider):
+    """Agent skills (the highest-priority source) reach that agent's <available_skills>,
+    shadowing a bundled skill of the same name; another agent sees neither."""
+    agents = scripted_kernel.service("agents")
+    first = agents.fork("which skills do you have?")
+    folder = scripted_kernel.paths.workspace / "agents" / first / "skills"
+    for name, description in (("deploy-notes", "Agent-only deploy notes."), ("debug", "This agent's own debugging routine.")):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "SKILL.md").write_text(f"---\nname: {name}\ndescription: {description}\n---\nSteps.\n")
+    other = agents.fork("which skills do you have?")
+    for agent_id in (first, other):
+        scripted_provider.enqueue_text("Listed.")
+        await agents.exec(agent_id)
+        assert (await agents.wait(agent_id, timeout=30))["status"] == "completed"
+    mine, theirs = (r.system for r in scripted_provider.requests)
+    assert "<name>deploy-notes</name>" in mine and "Agent-only deploy notes." in mine
+    assert f"<location>{folder / 'debug' / 'SKILL.md'}</location>" in mine
+    assert "This agent's own debugging routine." in mine and "Find the root cause" not in mine
+    assert mine.index("<name>deploy-notes</name>") < mine.index("<name>refactor</name>")  # agent skills first
+    assert "deploy-notes" not in theirs and "This agent's own" not in theirs
+    assert "Find the root cause" in theirs  # the bundled debug, unshadowed
+    # The agent's copy is recorded apart: it never marks the debug everyone else sees as changed.
+    assert scripted_kernel.service("skills").get("debug")["status"] == "ready"
 
 
 class PackagePlugin:
@@ -355,7 +394,7 @@ def test_create_and_delete(skill_env):
     row = svc.create("notes", "Keep notes: short ones.", "# Notes\n\nWrite them down.")
     assert row["status"] == "ready"
     assert validate(Path(row["folder"])).errors == []
-    with pytest.raises(SkillError, match="already exists"):
+    with pytest.raises(Conflict, match="already exists"):
         svc.create("notes", "again")
     with pytest.raises(SkillError, match="invalid skill name"):
         svc.create("Bad Name", "x")

@@ -57,8 +57,12 @@ class Budget:
 
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
-        self.config = kernel.config.budget
         self._accounts: dict[str, Account] = {}
+
+    @property
+    def config(self) -> Any:
+        """``[budget]`` as the kernel runs it now, so a config reload changes pricing and default limits live."""
+        return self.kernel.config.budget
 
     # -- pricing -----------------------------------------------------------------
 

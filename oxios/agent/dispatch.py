@@ -30,9 +30,18 @@ def _tier(kernel: Any, name: str) -> str | None:
 
 
 async def dispatch_calls(
-    kernel: Any, calls: list[ToolCallEvent], context: ActionContext, allowed: set[str] | None = None
+    kernel: Any,
+    calls: list[ToolCallEvent],
+    context: ActionContext,
+    allowed: set[str] | None = None,
+    *,
+    offered: list[str] | None = None,
 ) -> list[ToolResultBlock]:
-    """Run the calls of one model turn; results in the calls' order."""
+    """Run the calls of one model turn; results in the calls' order.
+
+    ``allowed`` is the caller's tool list (others are unknown to this agent);
+    ``offered`` the names the model was shown, the only ones an error lists.
+    """
     results: list[ToolResultBlock | None] = [None] * len(calls)
     i = 0
     while i < len(calls):
@@ -40,27 +49,38 @@ async def dispatch_calls(
         while j < len(calls) and _tier(kernel, calls[j].name) == "read":
             j += 1
         if j > i + 1:  # a run of independent reads: concurrently
-            batch = await asyncio.gather(*(call_tool(kernel, c, context, allowed) for c in calls[i:j]))
+            batch = await asyncio.gather(*(call_tool(kernel, c, context, allowed, offered) for c in calls[i:j]))
             results[i:j] = batch
             i = j
             continue
-        results[i] = await call_tool(kernel, calls[i], context, allowed)
+        results[i] = await call_tool(kernel, calls[i], context, allowed, offered)
         i += 1
     return [r for r in results if r is not None]
 
 
-async def call_tool(kernel: Any, call: ToolCallEvent, context: ActionContext, allowed: set[str] | None = None) -> ToolResultBlock:
-    result = await _run(kernel, call, context, allowed)
+async def call_tool(
+    kernel: Any,
+    call: ToolCallEvent,
+    context: ActionContext,
+    allowed: set[str] | None = None,
+    offered: list[str] | None = None,
+) -> ToolResultBlock:
+    result = await _run(kernel, call, context, allowed, offered)
     content = result.content
     if len(content) > MAX_RESULT_CHARS:
         content = content[:MAX_RESULT_CHARS] + f"\n[... result truncated: {len(content) - MAX_RESULT_CHARS} characters omitted]"
     return ToolResultBlock(tool_use_id=call.id, content=content, is_error=result.is_error)
 
 
-async def _run(kernel: Any, call: ToolCallEvent, context: ActionContext, allowed: set[str] | None) -> ToolResult:
+async def _run(
+    kernel: Any, call: ToolCallEvent, context: ActionContext, allowed: set[str] | None, offered: list[str] | None
+) -> ToolResult:
     tool = kernel.tools.get(call.name)
     if tool is None or (allowed is not None and call.name not in allowed):
-        names = sorted(n for n in kernel.tools.tools if allowed is None or n in allowed)
+        # Name only what the model was offered: the list must not reveal tools its role hides.
+        names = (
+            sorted(offered) if offered is not None else sorted(n for n in kernel.tools.tools if allowed is None or n in allowed)
+        )
         return ToolResult.error(f"unknown tool {call.name!r}; available tools: {', '.join(names)}")
     args = call.arguments if isinstance(call.arguments, dict) else {}
     parse = getattr(tool, "parse_args", None)

@@ -5,6 +5,11 @@ arrive; tool calls are dispatched through policy (``dispatch``); the loop ends
 on a reply without tool calls, at ``max_turns``, when the budget would be
 passed, or when cancelled (every await is a cancellation point). Before each
 call the history is compacted if it nears the model's window.
+
+Each call offers only the tools the agent may use: the caller's tool list
+(``tools=`` on fork/spawn) when there is one, narrowed to what the agent's
+role permits now (service ``rbac``). A hidden tool the model names anyway still
+goes through policy and is denied and audited there.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from oxios_hookspecs import (
     TextBlock,
     TextDelta,
     ToolCallEvent,
+    ToolSpec,
     ToolUseBlock,
     Usage,
     UsageEvent,
@@ -89,7 +95,6 @@ class TurnLoop:
         window = info.context_window or 128_000
         res = self.result
         res.model = f"{getattr(provider, 'name', '')}/{model}".lstrip("/")
-        specs = self.kernel.tools.specs(sorted(self.allowed) if self.allowed is not None else None)
         wanted_output = min(DEFAULT_MAX_OUTPUT, max(256, window // 4))
         final_text = ""
         while True:
@@ -97,6 +102,7 @@ class TurnLoop:
                 res.status = "max_turns"
                 res.reason = f"stopped after max_turns={self.max_turns} model turns without a final answer"
                 break
+            specs = self._offered_tools()
             self.messages = await self._compact(specs, window, wanted_output, model)
             estimate = estimate_request(self.system, self.messages, specs)
             max_tokens = wanted_output
@@ -125,7 +131,7 @@ class TurnLoop:
                 final_text = text
                 break
             res.tool_calls += len(calls)
-            results = await dispatch_calls(self.kernel, calls, self.context, self.allowed)
+            results = await dispatch_calls(self.kernel, calls, self.context, self.allowed, offered=[s.name for s in specs])
             self.on_progress()
             self.messages.append(Message(role="user", content=list(results)))
             if text:
@@ -133,6 +139,14 @@ class TurnLoop:
         res.text = final_text
         res.messages = self.messages
         return res
+
+    def _offered_tools(self) -> list[ToolSpec]:
+        """The caller's tool list narrowed to what the role permits; asked per request (permissions change)."""
+        specs = self.kernel.tools.specs(sorted(self.allowed) if self.allowed is not None else None)
+        rbac = self.kernel.services.get("rbac")
+        if rbac is None:  # no role service: offer everything; the rbac policy still judges each call
+            return specs
+        return rbac.offered_tools(self.context.agent_id, self.context.role, specs)
 
     async def _stream(self, providers: Any, request: ModelRequest) -> tuple[str, list[ToolCallEvent], Usage]:
         parts: list[str] = []

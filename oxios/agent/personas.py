@@ -11,7 +11,7 @@ import re
 import time
 from typing import Any
 
-from ..kernel import NotFound
+from ..kernel import Conflict, NotFound
 
 MIGRATIONS = [
     """
@@ -88,7 +88,7 @@ class Personas:
         if not system_prompt.strip():
             raise ValueError("a persona needs a system_prompt")
         if self._find(name) is not None:
-            raise ValueError(f"persona {name!r} already exists")
+            raise Conflict(f"persona {name!r} already exists; edit it or pick another name")
         now = time.time()
         self.state.execute(
             "INSERT INTO personas(name, description, system_prompt, model, builtin, created, updated) VALUES (?, ?, ?, ?, 0, ?, ?)",

@@ -32,8 +32,12 @@ class Sessions:
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
         self.state = kernel.state
-        self.config = kernel.config.session
         self._last_prune = 0.0
+
+    @property
+    def config(self) -> Any:
+        """``[session]`` as the kernel runs it now, so a config reload changes history, TTL and pruning limits live."""
+        return self.kernel.config.session
 
     # -- sessions -----------------------------------------------------------------
 

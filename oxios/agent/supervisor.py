@@ -22,7 +22,7 @@ import psutil
 
 from oxios_hookspecs import Action, IncomingMessage, Message, Usage, new_id
 
-from ..kernel import NotFound
+from ..kernel import Conflict, NotFound
 from ..providers.errors import ProviderError
 from .loop import LoopResult, TurnLoop
 from .processes import kill_agent_processes
@@ -162,6 +162,8 @@ class Supervisor:
         on_token: TokenCallback | None = None,
     ) -> str:
         """Create an agent (status ``created``) without running it; returns its id."""
+        if parent_id:
+            self._check_tree_limit(parent_id, adding=1)
         agent_id = new_id()
         role = role or self.kernel.config.security.default_role
         self.state.execute(
@@ -184,6 +186,34 @@ class Supervisor:
         self._runtime[agent_id] = _Runtime(spec, on_token)
         self.kernel.publish("agent.created", agent_id=agent_id, session_id=session_id, goal=goal[:200], parent_id=parent_id)
         return agent_id
+
+    def live_tree_size(self, agent_id: str) -> tuple[str, int]:
+        """The root of ``agent_id``'s fork tree and how many agents in that tree are still alive."""
+        root = self.state.one(
+            "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM agents WHERE id = ?"
+            " UNION SELECT a.id, a.parent_id FROM agents a JOIN up ON a.id = up.parent_id)"
+            " SELECT id FROM up WHERE parent_id IS NULL",
+            (agent_id,),
+        )
+        root_id = root["id"] if root else agent_id
+        marks = ", ".join("?" for _ in ACTIVE)
+        live = self.state.one(
+            "WITH RECURSIVE down(id) AS (SELECT ? UNION SELECT a.id FROM agents a JOIN down ON a.parent_id = down.id)"
+            f" SELECT COUNT(*) AS n FROM agents WHERE id IN (SELECT id FROM down) AND status IN ({marks})",
+            (root_id, *ACTIVE),
+        )
+        return root_id, int(live["n"]) if live else 0
+
+    def _check_tree_limit(self, parent_id: str, adding: int) -> None:
+        # Agents that fork agents that fork agents are a fork bomb with a token bill:
+        # kernel.max_agents caps how many of one tree may be alive at once.
+        limit = self.kernel.config.kernel.max_agents
+        root_id, live = self.live_tree_size(parent_id)
+        if live + adding > limit:
+            raise Conflict(
+                f"agent {parent_id} may not fork {adding} more: its tree (root {root_id}) already has {live} live"
+                f" agents and kernel.max_agents is {limit}; wait for some to finish"
+            )
 
     async def exec(self, agent_id: str) -> dict[str, Any]:
         """Start a forked agent through the scheduler (admission: priority, concurrency, rate)."""
@@ -247,7 +277,7 @@ class Supervisor:
             agent_id=agent_id, role=spec["role"], session_id=spec["session_id"], interactive=spec["interactive"]
         )
         messages = spec["messages"] if spec["messages"] is not None else [Message.user(spec["goal"])]
-        system = spec["system"] if spec["system"] is not None else self.system_prompt()
+        system = spec["system"] if spec["system"] is not None else self.system_prompt(agent_id=agent_id)
         scheduler = self.kernel.services.get("scheduler")
         totals = {"input": 0, "output": 0, "cost": 0.0}
 
@@ -313,7 +343,8 @@ class Supervisor:
         if runtime is not None and not runtime.done.done():
             runtime.done.set_result(status)
 
-    def system_prompt(self, persona: dict[str, Any] | None = None, extra: str = "") -> str:
+    def system_prompt(self, persona: dict[str, Any] | None = None, extra: str = "", *, agent_id: str = "") -> str:
+        """The base prompt, the persona's, the skill index (with ``agent_id``'s own skills) and ``extra``."""
         parts = [BASE_SYSTEM.format(workspace=self.kernel.paths.workspace)]
         if persona and persona.get("system_prompt"):
             parts.append(persona["system_prompt"])
@@ -321,7 +352,7 @@ class Supervisor:
         index = getattr(skills, "prompt_index", None)
         if index is not None:
             try:
-                text = index()
+                text = index(agent_id=agent_id)
                 if text:
                     parts.append(text)
             except Exception:
@@ -411,6 +442,8 @@ class Supervisor:
             kwargs.setdefault("session_id", parent["session_id"])
         if not goals:
             raise ValueError("a group needs at least one goal")
+        if parent_id:
+            self._check_tree_limit(parent_id, adding=len(goals))  # all of the group or none of it
         group_id = new_id()
         self.state.execute(
             "INSERT INTO agent_groups(id, parent_id, name, created) VALUES (?, ?, ?, ?)", (group_id, parent_id, name, time.time())

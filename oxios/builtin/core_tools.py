@@ -187,6 +187,8 @@ async def grep(
     """Search files for a regular expression; prints path:line:text. glob filters file names (e.g. *.py)."""
     root = await _check_path(path, "read", context)
     regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+    sandbox = sandbox_for(context, read_roots(context))
+    refused: list[str] = []
 
     def search() -> tuple[list[str], bool]:
         hits: list[str] = []
@@ -196,8 +198,12 @@ async def grep(
             if file.is_symlink() and not _inside(file, root):
                 continue  # a link out of the searched tree is not followed
             try:
-                with open(file, "rb") as fh:
+                # Judged again on the opened file: hard links and links swapped in meanwhile are refused.
+                with sandbox.open(file, "rb") as fh:
                     data = fh.read(MAX_READ_BYTES)
+            except PathDenied:
+                refused.append(_shown(file, context))
+                continue
             except OSError:
                 continue
             if b"\0" in data[:8192]:
@@ -210,9 +216,13 @@ async def grep(
         return hits, False
 
     hits, capped = await asyncio.to_thread(search)
+    note = ""
+    if refused:
+        shown = ", ".join(refused[:5]) + (" ..." if len(refused) > 5 else "")
+        note = f"\n[{len(refused)} file(s) not searched, refused by the sandbox (e.g. hard-linked files): {shown}]"
     if not hits:
-        return ToolResult(content="no matches")
-    return ToolResult(content="\n".join(hits) + (f"\n[... stopped at {max_results} matches]" if capped else ""))
+        return ToolResult(content="no matches" + note)
+    return ToolResult(content="\n".join(hits) + (f"\n[... stopped at {max_results} matches]" if capped else "") + note)
 
 
 @tool(tier="read")

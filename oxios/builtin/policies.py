@@ -15,7 +15,7 @@ from typing import Any
 from oxios_hookspecs import Action, ActionContext, Decision, hookimpl
 
 from ..security import exec_rules
-from ..security.rbac import Rbac, tool_permitted
+from ..security.rbac import Rbac, tool_refusal
 from ..security.sandbox import read_roots, sandbox_for
 from ..security.ssrf import SSRFError, acheck_url
 
@@ -46,12 +46,9 @@ def _tool_votes(action: Action, context: ActionContext) -> list[Decision]:
     role = _role(context)
     name = action.tool or action.name
     votes: list[Decision] = []
-    if not tool_permitted(role, name, action.tier):
-        return [_vote("rbac", "deny", f"role {context.role} may not use the tool {name}")]
-    if action.tier == "network" and not role.network:
-        return [_vote("rbac", "deny", f"role {context.role} has no network access")]
-    if action.tier == "exec" and not role.exec_modes:
-        return [_vote("rbac", "deny", f"role {context.role} may not run commands")]
+    refusal = tool_refusal(role, name, action.tier)
+    if refusal is not None:
+        return [_vote("rbac", "deny", f"role {context.role} {refusal}")]
     votes.append(_vote("rbac", "allow", f"role {context.role} may use {name}"))
     setting = context.kernel.config.security.tool_policies.get(name, "on_demand")
     if setting == "always":
@@ -110,7 +107,8 @@ def _url_args(argv: list[str]) -> list[str]:
 
 
 def _protected_arg(sandbox: Any, words: list[str], cwd: str) -> str | None:
-    """In shell mode only protected paths (secrets, credentials) are refused among arguments."""
+    """In shell mode only protected paths (secrets, credentials) are refused among arguments,
+    and hard-linked files, which may be one of them under another name."""
     for word in words:
         candidate = _path_like(word, cwd)
         if candidate is None:
@@ -119,6 +117,9 @@ def _protected_arg(sandbox: Any, words: list[str], cwd: str) -> str | None:
         for deny in sandbox.denied:
             if real == deny or real.startswith(deny.rstrip("/") + "/"):
                 return f"argument {word!r} names the protected path {real}"
+        hard_linked = sandbox.hardlink_problem(real, write=True)
+        if hard_linked:
+            return f"argument {word!r}: {hard_linked}"
     return None
 
 
@@ -163,7 +164,11 @@ async def _exec_votes(action: Action, context: ActionContext) -> list[Decision]:
         return [_vote("exec", "deny", verdict.reason)]
     for arg in argv[1:]:
         for candidate in _path_candidates(arg, real_cwd):
-            ok, why, _ = sandbox.check(candidate, real_cwd)
+            ok, why, real = sandbox.check(candidate, real_cwd)
+            if ok:
+                # A command may write what it is given: hard links are refused even where reads allow them.
+                why = sandbox.hardlink_problem(real, write=True) or ""
+                ok = not why
             if not ok:
                 return [_vote("exec", "deny", f"argument {arg!r} names a path the sandbox refuses: {why}")]
     for url in _url_args(argv[1:]):
@@ -175,6 +180,11 @@ async def _exec_votes(action: Action, context: ActionContext) -> list[Decision]:
             await acheck_url(probe, kernel.config.security.ssrf_allowlist)
         except SSRFError as err:
             return [_vote("exec", "deny", f"argument {url!r} reaches a refused address: {err}")]
+    for source in exec_rules.hard_link_sources(argv) or ():
+        real = sandbox.resolve(source, real_cwd)
+        if not sandbox.in_workspace(real):
+            why = f"{argv[0]} makes a hard link to {real}, outside the workspace: the link would carry that file in"
+            return [_vote("exec", "ask", why if verdict.allowed else f"{verdict.reason}; {why}")]
     return [_vote("exec", verdict.verdict, verdict.reason)]
 
 

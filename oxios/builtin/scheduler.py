@@ -131,6 +131,14 @@ class LocalScheduler:
 
     # -- extras the host uses ------------------------------------------------------
 
+    def apply_config(self, config: Any) -> None:
+        """A reloaded config's ``[scheduler]`` limits: running jobs keep running; admission follows the new numbers."""
+        cfg = config.scheduler
+        self.max_concurrent = max(1, int(cfg.max_concurrent))
+        self.rate_limit_per_minute = int(cfg.rate_limit_per_minute)
+        self.zombie_timeout_secs = float(cfg.zombie_timeout_secs)
+        self._kick()  # a higher limit admits queued work now
+
     def tasks(self, *, status: str | None = None) -> list[dict[str, Any]]:
         return [j.as_dict() for j in self._jobs.values() if status is None or j.status == status]
 

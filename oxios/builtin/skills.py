@@ -1,4 +1,8 @@
-"""Built-in skills plugin: the bundled skills/ folder and the ``skill`` tool.
+"""Built-in skills plugin: the bundled skills and the ``skill`` tool.
+
+The bundled skills (code-review, debug, refactor ...) are package data in
+oxios/skills/bundled/, so a wheel carries them and they are found the same
+way in a checkout, an editable install and a normal install.
 
 The tool is how a model loads a skill's instructions on demand (progressive
 disclosure): the system prompt lists names and descriptions only.
@@ -6,19 +10,24 @@ disclosure): the system prompt lists names and descriptions only.
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from oxios_hookspecs import ActionContext, ToolResult, hookimpl
 
-# skills/ at the root of this checkout (code-review, debug, refactor ...).
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "skills"
+
+def bundled_dir() -> Path:
+    """oxios/skills/bundled wherever the oxios package is imported from."""
+    # str(): a Traversable that is a real folder; a zipped install gives a path that is not a folder, and is skipped.
+    return Path(str(files("oxios.skills") / "bundled"))
 
 
 @hookimpl
 def register_skills(register: Any) -> None:
-    if BUNDLED_DIR.is_dir():
-        register(BUNDLED_DIR)
+    folder = bundled_dir()
+    if folder.is_dir():
+        register(folder)
 
 
 async def skill(name: str, context: ActionContext, file: str = "") -> ToolResult:

@@ -65,7 +65,7 @@ def root(
 
         config = common.load_config()
         try:
-            code = run_foreground(config, common.home(), to_stderr=not quiet)
+            code = run_foreground(config, common.home(), to_stderr=not quiet, overrides=common.CLI_OVERRIDES)
         except DaemonError as err:
             common.fail(str(err))
         raise typer.Exit(code)

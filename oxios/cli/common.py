@@ -43,6 +43,16 @@ def paths(config: Any = None) -> Any:
     return Paths.from_config(home(), config if config is not None else load_config())
 
 
+def daemon_paths() -> Any:
+    """Paths for reaching the daemon (pidfile, socket, logs, state.db): they depend on OXIOS_HOME only,
+    so a broken config file never stops `oxios stop`, `status`, `log` or `config reload` from reaching
+    a daemon that started with a good one. (Its ``workspace`` is the default's: do not use it.)"""
+    from ..config import Config
+    from ..kernel import Paths
+
+    return Paths.from_config(home(), Config())
+
+
 def echo_json(value: Any) -> None:
     import msgspec
 
@@ -54,7 +64,7 @@ def daemon_call(method: str, **params: Any) -> Any:
     from ..control import ControlError, call
     from ..daemon import is_running
 
-    p = paths()
+    p = daemon_paths()
     if not is_running(p):
         fail("Oxios is not running; start it with `oxios start`")
     try:

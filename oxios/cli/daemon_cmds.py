@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from .common import CLI_OVERRIDES, echo_json, fail, home, load_config, paths
+from .common import CLI_OVERRIDES, daemon_paths, echo_json, fail, home, load_config, paths
 
 daemon_app = typer.Typer(help="Install Oxios as a service (systemd user unit).", no_args_is_help=True)
 
@@ -76,7 +76,7 @@ def stop() -> None:
     """Stop the daemon (SIGTERM, then SIGKILL after 20 s)."""
     from ..daemon import stop as stop_daemon
 
-    pid = stop_daemon(paths())
+    pid = stop_daemon(daemon_paths())
     typer.echo(f"Oxios stopped (pid {pid})" if pid else "Oxios is not running")
 
 
@@ -91,7 +91,7 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
     from ..control import ControlError, call
     from ..daemon import running
 
-    p = paths()
+    p = daemon_paths()
     info = running(p)
     if info is None or info.get("stale"):
         if info and info.get("stale"):
@@ -135,7 +135,7 @@ def log(
     lines: int = typer.Option(50, "-n", "--lines", help="How many lines to show."),
 ) -> None:
     """Show the daemon's log."""
-    path = paths().logs / "oxios.log"
+    path = daemon_paths().logs / "oxios.log"
     if not path.exists():
         fail(f"no log yet at {path}")
     with open(path, encoding="utf-8", errors="replace") as fh:
@@ -170,6 +170,7 @@ def unit_text() -> str:
         "Restart=on-failure\n"
         "RestartSec=5\n"
         "KillSignal=SIGTERM\n"
+        "ExecReload=/bin/kill -HUP $MAINPID\n"
         "TimeoutStopSec=30\n\n"
         "[Install]\n"
         "WantedBy=default.target\n"

@@ -135,6 +135,7 @@ def new(
     workspace: bool = typer.Option(False, "--workspace", help="Create it in <workspace>/skills."),
 ) -> None:
     """Scaffold a valid skill folder with a SKILL.md to fill in."""
+    from ..kernel import Conflict
     from ..skills import SkillError, render_skill_md, validate
 
     description = description or f"Describe what {name} does and when an agent should use it."
@@ -152,7 +153,7 @@ def new(
         with skills_service() as svc:
             try:
                 folder = Path(svc.create(name, description, scope="workspace" if workspace else "user")["folder"])
-            except SkillError as err:
+            except (SkillError, Conflict) as err:
                 fail(str(err))
     report = validate(folder)
     if report.errors:

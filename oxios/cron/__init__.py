@@ -8,12 +8,13 @@ table), ``schedule`` (cron / every / at, DST-correct next runs in UTC),
 
 from __future__ import annotations
 
-from .model import InvalidJob, JobSpec, RunOutcome, RunRequest
+from .model import DuplicateJob, InvalidJob, JobSpec, RunOutcome, RunRequest
 from .schedule import Schedule, ScheduleError, parse
 from .service import CronService, JobBusy, start
 
 __all__ = [
     "CronService",
+    "DuplicateJob",
     "InvalidJob",
     "JobBusy",
     "JobSpec",

@@ -17,7 +17,7 @@ import msgspec
 
 from ..kernel import NotFound
 from ..state import StateStore
-from .model import EDITABLE_FIELDS, InvalidJob, JobSpec, spec_from_input, validate
+from .model import EDITABLE_FIELDS, DuplicateJob, InvalidJob, JobSpec, spec_from_input, validate
 from .schedule import Schedule, ScheduleError, iso, parse
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class JobTable:
         if self.state.one("SELECT 1 FROM cron_jobs WHERE name = ?", (spec.name,)):
             existing = self.state.one("SELECT source FROM cron_jobs WHERE name = ?", (spec.name,))
             where = " in config.toml" if existing and existing["source"] == "config" else ""
-            raise InvalidJob(f"name: a cron job named {spec.name!r} already exists{where}; pick another name or edit it")
+            raise DuplicateJob(f"name: a cron job named {spec.name!r} already exists{where}; pick another name or edit it")
         self._insert(spec, "api", now)
         return self.row(spec.name)
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ..config import CronJobConfig
+from ..kernel import Conflict
 from .schedule import ScheduleError, machine_timezone, parse
 
 RunStatus = Literal["running", "succeeded", "failed", "timed_out", "missed", "cancelled"]
@@ -24,6 +25,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 class InvalidJob(ValueError):
     """A job definition a user must fix; the message names the field."""
+
+
+class DuplicateJob(InvalidJob, Conflict):
+    """A new job whose name is taken (by config.toml or an earlier create)."""
 
 
 class JobSpec(CronJobConfig, kw_only=True):

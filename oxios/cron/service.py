@@ -31,6 +31,7 @@ from typing import Any
 
 from oxios_hookspecs import Action, new_id
 
+from ..kernel import Conflict
 from ..state import StateStore
 from . import store
 from .delivery import Outbox
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 SLOT_COUNT_CAP = 10_000
 
 
-class JobBusy(InvalidJob):
+class JobBusy(InvalidJob, Conflict):
     """The job already has a run in progress."""
 
 
@@ -124,6 +125,36 @@ class CronService:
         if run_id and run_id in self._tasks:
             self._tasks[run_id].cancel()
         return {"deleted": name}
+
+    def apply_config(self, config: Any) -> None:
+        """A reloaded config's ``[cron]``: settings take effect at once and the ``[cron.jobs.*]`` are synced
+        again (new ones scheduled, changed ones updated, removed ones deleted and their runs cancelled)."""
+        cron = config.cron
+        self.config = cron
+        tick = max(1, cron.tick_interval_secs)
+        self.on_time_secs = max(2.0 * tick, 60.0)
+        self.lease.duration = max(float(cron.lease_secs), 1.5 * tick)
+        self.jobs.default_misfire = cron.misfire_policy
+        self.outbox.max_attempts = max(1, cron.delivery_max_attempts)
+        self.outbox.backoff_secs = max(0.0, cron.delivery_backoff_secs)
+        before = {row["name"] for row in self.state.all("SELECT name FROM cron_jobs")}
+        self.jobs.sync_config(cron.jobs, self.clock())
+        after = {row["name"] for row in self.state.all("SELECT name FROM cron_jobs")}
+        for name in sorted(before | after):
+            self._sync_grants(name)
+        for name in before - after:
+            run_id = self._running.get(name)
+            if run_id and run_id in self._tasks:
+                self._tasks[run_id].cancel()
+        if cron.enabled and getattr(self.kernel, "daemon", False):
+            self.start_loop()
+        elif not cron.enabled and self._loop is not None:
+            self._loop.cancel()  # runs in flight finish; nothing new fires
+            self._loop = None
+            if self.is_owner:  # another daemon on this state database may take the jobs over
+                self.lease.release()
+                self.is_owner = False
+        self._wake.set()  # the next tick sees the new schedule and interval
 
     def _sync_grants(self, name: str) -> None:
         """The job's ``approve`` list as grants for its session ``cron:<name>`` (replaced on every change)."""
@@ -514,13 +545,13 @@ class CronService:
             self._loop = asyncio.create_task(self._run_loop(), name="oxios-cron-tick")
 
     async def _run_loop(self) -> None:
-        interval = float(max(1, self.config.tick_interval_secs))
         while True:
             try:
                 await self.tick()
             except Exception:
                 log.exception("cron tick failed")
             self._wake.clear()
+            interval = float(max(1, self.config.tick_interval_secs))  # read each time: a reload may change it
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_for(interval))
             except TimeoutError:

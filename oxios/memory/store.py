@@ -24,6 +24,7 @@ import numpy as np
 
 from oxios_hookspecs import MemoryHit, MemoryRecord
 
+from ..kernel import Conflict
 from . import ranking
 from .decay import Clock, system_clock
 from .schema import COLUMNS, MIGRATIONS, NAMESPACE, TIERS, UPDATABLE, record_values, row_to_record
@@ -38,6 +39,10 @@ BATCH = 512
 
 class InvalidMemory(ValueError):
     """A record the store refuses (empty, too large, bad field); nothing was written."""
+
+
+class MemoryConflict(InvalidMemory, Conflict):
+    """A write that clashes with a stored record (a name already taken); nothing was written."""
 
 
 class MemoryTooLarge(InvalidMemory):
@@ -300,7 +305,7 @@ class SQLiteMemoryBackend:
                     )
                     keys.append(int(cur.lastrowid or 0))
         except sqlite3.IntegrityError as err:
-            raise InvalidMemory(_integrity_message(err)) from None
+            raise MemoryConflict(_integrity_message(err)) from None
         self._inflight.update(seqs)
         texts = [r.content for r in records]
         if self._has_corpus and self.index_state == "ready" and hasattr(self.embedder, "observe_and_embed"):
@@ -337,7 +342,7 @@ class SQLiteMemoryBackend:
                     [*values.values(), self.clock(), *seq, id],
                 )
         except sqlite3.IntegrityError as err:
-            raise InvalidMemory(_integrity_message(err)) from None
+            raise MemoryConflict(_integrity_message(err)) from None
         if changed:
             self._inflight.update(seq)
             if self._has_corpus:

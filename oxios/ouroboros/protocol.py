@@ -83,6 +83,10 @@ class Ouroboros:
         self.config = kernel.config.orchestrator
         self.seeds = SeedStore(kernel)
 
+    def apply_config(self, config: Any) -> None:
+        """A reloaded config: routing, interview and evaluation settings apply to the next message."""
+        self.config = config.orchestrator
+
     # -- routing ----------------------------------------------------------------
 
     def _prefix(self, text: str) -> tuple[str | None, str]:
@@ -334,6 +338,7 @@ class Ouroboros:
             system=agents.system_prompt(persona, extra=render(seed)),
             model=str(meta.get("model") or ""),
             persona=(persona or {}).get("name"),
+            role=meta.get("role"),  # a caller's role (an API token's) holds in the protocol too
             interactive=message.interactive,
             on_token=on_token,
         )

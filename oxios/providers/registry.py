@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from types import TracebackType
+from typing import Any, Literal
 
 import msgspec
 
@@ -283,92 +284,119 @@ class ProviderRegistry:
 
     async def complete(self, request: ModelRequest, provider: str | None = None) -> ModelResponse:
         """Non-streaming call with retries, breaker and fallbacks."""
-        first: ProviderError | None = None
-        last: ProviderError | None = None
-        for index, (entry, model) in enumerate(self._targets(request, provider)):
-            req = msgspec.structs.replace(request, model=model)
-            if index:
-                self._event("provider.fallback", provider=entry.name, model=model, error=str(last))
-            attempt = 0
-            while True:
-                try:
-                    entry.breaker.acquire()
-                except BreakerOpenError as err:
-                    first, last = first or err, err
-                    break
-                try:
-                    response = await entry.provider.complete(req)
-                except BaseException as raw:
-                    err = _as_provider_error(raw, entry.name)
-                    if err is None:
-                        entry.breaker.release()
-                        raise
-                    delay = self._after_failure(entry, err, attempt, model)
-                    if delay is None:
-                        if not err.retryable:
-                            raise err from raw
-                        first, last = first or err, err
-                        break
-                    await self._sleep(delay)
-                    attempt += 1
-                    continue
-                entry.breaker.success()
-                return response
-        assert first is not None
-        raise first  # the requested model's failure; fallbacks' own errors are in events and logs
+        for attempt in _Attempts(self, request, self._targets(request, provider)):
+            async with attempt:
+                return await attempt.provider.complete(attempt.request)
+        raise AssertionError("unreachable: _Attempts raises when every target failed")
 
     async def stream(self, request: ModelRequest, provider: str | None = None) -> AsyncIterator[StreamEvent]:
         """Streaming call. Retries and fallbacks apply until the first event was yielded;
         a failure after that is raised to the caller (its partial output cannot be unsaid)."""
-        first: ProviderError | None = None
-        last: ProviderError | None = None
-        for index, (entry, model) in enumerate(self._targets(request, provider)):
-            req = msgspec.structs.replace(request, model=model)
+        for attempt in _Attempts(self, request, self._targets(request, provider)):
+            async with attempt, contextlib.aclosing(attempt.provider.stream(attempt.request)) as events:
+                async for event in events:
+                    attempt.started = True
+                    yield event
+
+    def _breaker_changed(self, breaker: CircuitBreaker, reason: str) -> None:
+        log.warning("provider %s circuit breaker -> %s (%s)", breaker.provider, breaker.state, reason)
+        self._event("provider.breaker", provider=breaker.provider, state=breaker.state, reason=reason, failures=breaker.failures)
+
+    def _event(self, type: str, **data: Any) -> None:
+        if self._publish is not None:
+            self._publish(type, **data)
+
+
+class _Attempt:
+    """One call to one (provider, model), made inside ``async with``: how the block ends is the verdict."""
+
+    def __init__(self, policy: _Attempts, entry: ProviderEntry, request: ModelRequest, retries: int) -> None:
+        self.entry = entry
+        self.provider: Any = entry.provider  # the object to call
+        self.request = request
+        self.retries = retries  # of this target, before this attempt
+        self.started = False  # output reached the caller: a failure now is final
+        self.outcome: Literal["success", "retry", "fallback"] | None = None
+        self._policy = policy
+
+    async def __aenter__(self) -> _Attempt:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, raw: BaseException | None, traceback: TracebackType | None
+    ) -> bool:
+        return await self._policy.settle(self, raw)
+
+
+class _Attempts:
+    """The retry / circuit-breaker / fallback policy of one call, shared by ``complete`` and ``stream``.
+
+    Iterating yields :class:`_Attempt` objects: the primary target, its retries
+    (after backoff), then each fallback model. It stops after a success; when
+    every target failed it raises the primary target's error.
+    """
+
+    def __init__(self, registry: ProviderRegistry, request: ModelRequest, targets: list[tuple[ProviderEntry, str]]) -> None:
+        self.registry = registry
+        self.request = request
+        self.targets = targets
+        self.first: ProviderError | None = None  # the requested model's failure: what the caller gets
+        self.last: ProviderError | None = None  # the latest one: what the next fallback event names
+
+    def __iter__(self) -> Iterator[_Attempt]:
+        for index, (entry, model) in enumerate(self.targets):
+            request = msgspec.structs.replace(self.request, model=model)
             if index:
-                self._event("provider.fallback", provider=entry.name, model=model, error=str(last))
-            attempt = 0
+                self.registry._event("provider.fallback", provider=entry.name, model=model, error=str(self.last))
+            retries = 0
             while True:
                 try:
                     entry.breaker.acquire()
                 except BreakerOpenError as err:
-                    first, last = first or err, err
+                    self._give_up(err)
                     break
-                started = False
-                try:
-                    async with contextlib.aclosing(entry.provider.stream(req)) as events:
-                        async for event in events:
-                            started = True
-                            yield event
-                except BaseException as raw:
-                    err = _as_provider_error(raw, entry.name)
-                    if err is None:
-                        entry.breaker.release()
-                        raise
-                    delay = self._after_failure(entry, err, attempt, model)
-                    if started:
-                        raise err from raw
-                    if delay is None:
-                        if not err.retryable:
-                            raise err from raw
-                        first, last = first or err, err
-                        break
-                    await self._sleep(delay)
-                    attempt += 1
-                    continue
-                entry.breaker.success()
-                return
-        assert first is not None
-        raise first  # the requested model's failure; fallbacks' own errors are in events and logs
+                attempt = _Attempt(self, entry, request, retries)
+                yield attempt
+                if attempt.outcome == "success":
+                    return
+                if attempt.outcome != "retry":
+                    break
+                retries += 1
+        assert self.first is not None
+        raise self.first  # fallbacks' own errors are in events and logs
 
-    def _after_failure(self, entry: ProviderEntry, err: ProviderError, attempt: int, model: str) -> float | None:
-        """Record the failure; return how long to wait before retrying, or None to stop retrying."""
-        message = redact(str(err))
-        if not err.retryable:
+    async def settle(self, attempt: _Attempt, raw: BaseException | None) -> bool:
+        """Account for how ``attempt`` ended; True swallows its failure because a retry or fallback follows."""
+        entry = attempt.entry
+        if raw is None:
+            entry.breaker.success()
+            attempt.outcome = "success"
+            return False
+        err = _as_provider_error(raw, entry.name)
+        if err is None:  # cancelled, closed early by the caller, or a bug: no verdict on the provider
             entry.breaker.release()
-            return None
-        entry.breaker.failure(message)
-        llm = self.config.llm
-        if attempt >= llm.max_retries or entry.breaker.state == "open":
+            return False
+        if not err.retryable:  # the request's own fault (400, a bad key): not an outage, no fallback
+            entry.breaker.release()
+        else:
+            entry.breaker.failure(redact(str(err)))
+        if not err.retryable or attempt.started:
+            if err is raw:
+                return False
+            raise err from raw
+        delay = self._retry_delay(attempt, err)
+        if delay is None:
+            self._give_up(err)
+            attempt.outcome = "fallback"
+            return True
+        await self.registry._sleep(delay)
+        attempt.outcome = "retry"
+        return True
+
+    def _retry_delay(self, attempt: _Attempt, err: ProviderError) -> float | None:
+        """How long to wait before retrying the same target (announced as an event), or None to move on."""
+        entry, llm = attempt.entry, self.registry.config.llm
+        if attempt.retries >= llm.max_retries or entry.breaker.state == "open":
             return None
         if err.retry_after is not None:
             if err.retry_after > llm.retry_max_delay_secs:
@@ -380,27 +408,23 @@ class ProviderRegistry:
                 return None
             delay = err.retry_after
         else:
-            backoff = min(llm.retry_base_delay_secs * (2**attempt), llm.retry_max_delay_secs)
-            delay = backoff / 2 + self._rng.uniform(0, backoff / 2)  # "equal jitter"
-        log.info("provider %s failed (%s); retry %d in %.2fs", entry.name, message, attempt + 1, delay)
-        self._event(
+            backoff = min(llm.retry_base_delay_secs * (2**attempt.retries), llm.retry_max_delay_secs)
+            delay = backoff / 2 + self.registry._rng.uniform(0, backoff / 2)  # "equal jitter"
+        message = redact(str(err))
+        log.info("provider %s failed (%s); retry %d in %.2fs", entry.name, message, attempt.retries + 1, delay)
+        self.registry._event(
             "provider.retry",
             provider=entry.name,
-            model=model,
-            attempt=attempt + 1,
+            model=attempt.request.model,
+            attempt=attempt.retries + 1,
             delay_secs=round(delay, 3),
             status=err.status,
             error=message,
         )
         return delay
 
-    def _breaker_changed(self, breaker: CircuitBreaker, reason: str) -> None:
-        log.warning("provider %s circuit breaker -> %s (%s)", breaker.provider, breaker.state, reason)
-        self._event("provider.breaker", provider=breaker.provider, state=breaker.state, reason=reason, failures=breaker.failures)
-
-    def _event(self, type: str, **data: Any) -> None:
-        if self._publish is not None:
-            self._publish(type, **data)
+    def _give_up(self, err: ProviderError) -> None:
+        self.first, self.last = self.first or err, err
 
 
 def _as_provider_error(raw: BaseException, provider: str) -> ProviderError | None:

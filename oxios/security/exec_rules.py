@@ -10,6 +10,13 @@ Shell mode parses the command with bashlex and applies the same allowlist to
 every simple command in pipelines, lists, subshells and substitutions.
 Dangerous but legitimate commands (``git push --force``, ``rm -rf ~``) are
 never auto-allowed: they always ask a human.
+
+An interpreter on the allowlist (``python3``, ``node``, ``perl`` ...) runs
+whatever code it is given, which no argument rule can judge: every
+invocation that runs code (inline ``-c``/``-e``, ``-m``, a script file, code
+on standard input) asks, and only ``--version``/``--help`` style calls are
+allowed on their own. Hard links are judged by their source: the path
+sandbox cannot tell where a hard link's other names are.
 """
 
 from __future__ import annotations
@@ -58,6 +65,23 @@ INTERPRETERS = frozenset(
         "julia",
         "irb",
         "jshell",
+        "pypy",
+        "pypy3",
+        "ts-node",
+        "tsx",
+        "R",
+        "wish",
+        "guile",
+        "racket",
+        "elixir",
+        "erl",
+        "escript",
+        "groovy",
+        "scala",
+        "runghc",
+        "runhaskell",
+        "ghci",
+        "ocaml",
     }
 )
 WRAPPERS = frozenset(
@@ -100,7 +124,38 @@ WRAPPERS = frozenset(
     }
 )
 CODE_RUNNERS = SHELLS | INTERPRETERS | WRAPPERS
-_INLINE_CODE_FLAGS = {"-c", "-e", "-E", "--eval", "--exec", "-r", "--command"}
+# Arguments that only print a version or help text and exit, per interpreter family;
+# anything else an interpreter is given may be code.
+_INFO_ONLY = frozenset({"--version", "--help"})
+_INFO_ONLY_BY_FAMILY: dict[str, frozenset[str]] = {
+    "python": frozenset({"-V", "-VV", "-h", "--help-all", "--help-env", "--help-xoptions"}),
+    "node": frozenset({"-v", "-h"}),
+    "deno": frozenset({"-V", "-h"}),
+    "bun": frozenset({"-v", "-h"}),
+    "perl": frozenset({"-v", "-V", "-h"}),
+    "ruby": frozenset({"-v", "-h"}),
+    "php": frozenset({"-v", "-h"}),
+    "lua": frozenset({"-v"}),
+    "luajit": frozenset({"-v"}),
+}
+# Options that run code given on the command line, per family (a short letter also counts
+# inside a cluster such as ``-Ic`` or ``-le``); other families use _INLINE_DEFAULT.
+_INLINE_BY_FAMILY: dict[str, tuple[str, ...]] = {
+    "python": ("-c",),
+    "node": ("-e", "--eval", "-p", "--print"),
+    "bun": ("-e", "--eval", "-p", "--print"),
+    "deno": ("eval",),
+    "perl": ("-e", "-E"),
+    "ruby": ("-e",),
+    "php": ("-r",),
+    "lua": ("-e",),
+    "luajit": ("-e",),
+    "shell": ("-c",),
+}
+_INLINE_DEFAULT = ("-c", "-e", "-E", "--eval", "--exec", "-r", "--command")
+# Options whose value follows as the next argument (so it is not mistaken for a script).
+_VALUE_OPTIONS = frozenset({"-W", "-X", "-r", "--require", "--import", "-o"})
+_VERSIONED = re.compile(r"^([A-Za-z][A-Za-z_-]*?)[0-9][0-9.]*$")
 
 # Environment names that change what a program loads or runs; never passed through.
 _DANGEROUS_ENV = re.compile(
@@ -169,6 +224,14 @@ def bad_char(arg: str) -> str | None:
     """The first forbidden character in an argument, described; None when clean."""
     for ch in arg:
         if ch in FORBIDDEN_CHARS or _CONTROL.match(ch):
+            return repr(ch)
+    return None
+
+
+def _bad_code_char(arg: str) -> str | None:
+    """Like :func:`bad_char` for interpreter code: only control characters (newline is fine)."""
+    for ch in arg:
+        if ch != "\n" and _CONTROL.match(ch):
             return repr(ch)
     return None
 
@@ -303,7 +366,7 @@ def _option_rules(binary: str, args: list[str]) -> ExecVerdict | None:
     """Options that turn an allowed binary into a way to run anything."""
     if binary in WRAPPERS:
         return _deny(f"{binary} runs another program; allowlist that program instead")
-    if binary in SHELLS:
+    if interpreter_name(binary) in SHELLS:
         return _deny(f"{binary} is a shell; structured exec never runs one (shell mode is separate)")
     if binary == "git":
         return _git_rules(args)
@@ -336,17 +399,146 @@ def _option_rules(binary: str, args: list[str]) -> ExecVerdict | None:
                 return _deny("sed's e, w and r commands run a shell or touch other files")
     if binary in ("less", "more", "man", "vi", "vim", "nvim", "emacs", "nano"):
         return _deny(f"{binary} is interactive and can start a shell")
-    if binary in INTERPRETERS:
-        for arg in args:
-            if arg in _INLINE_CODE_FLAGS or (arg.startswith("-c") and binary.startswith("python")):
-                return ExecVerdict("ask", f"{binary} {arg} runs inline code")
-            if not arg.startswith("-"):
-                break
+    risk = interpreter_risk(binary, args)
+    if risk:
+        return ExecVerdict("ask", risk)
     if binary in ("rm", "chmod", "chown", "dd", "mkfs") or binary.startswith("mkfs."):
         danger = dangerous_simple_command([binary, *args])
         if danger:
             return ExecVerdict("ask", danger)
     return None
+
+
+# -- interpreters and hard links ----------------------------------------------------------
+
+
+def interpreter_name(binary: str) -> str | None:
+    """The shell or interpreter ``binary`` is (``python3.11`` is ``python``), or None."""
+    name = os.path.basename(binary)
+    if name in SHELLS or name in INTERPRETERS:
+        return name
+    match = _VERSIONED.match(name)
+    if match and (match.group(1) in SHELLS or match.group(1) in INTERPRETERS):
+        return match.group(1)
+    return None
+
+
+def _family(name: str) -> str:
+    if name.startswith(("python", "pypy")):
+        return "python"
+    if name == "nodejs":
+        return "node"
+    return "shell" if name in SHELLS else name
+
+
+def _inline_flag(family: str, arg: str) -> bool:
+    for flag in _INLINE_BY_FAMILY.get(family, _INLINE_DEFAULT):
+        if arg == flag or (flag.startswith("--") and arg.startswith(flag + "=")):
+            return True
+        if len(flag) == 2 and flag[0] == "-" and arg.startswith("-") and not arg.startswith("--") and flag[1] in arg[1:]:
+            return True
+    return False
+
+
+def interpreter_risk(binary: str, args: list[str]) -> str | None:
+    """Why running the shell or interpreter ``binary`` with ``args`` needs a human, or None.
+
+    None only for a non-interpreter, or when every argument just prints a
+    version or help text (``python3 --version``). Everything else runs code
+    the exec allowlist cannot see: inline code, a module, a script the agent
+    may have written, or code read from standard input.
+    """
+    name = interpreter_name(binary)
+    if name is None:
+        return None
+    family = _family(name)
+    if args and all(a in _INFO_ONLY or a in _INFO_ONLY_BY_FAMILY.get(family, ()) for a in args):
+        return None
+    what = f"{binary} with no script reads code from standard input"
+    skip_value = False
+    for i, arg in enumerate(args):
+        if skip_value:
+            skip_value = False
+            continue
+        if _inline_flag(family, arg):
+            what = f"{binary} {arg.split('=', 1)[0]} runs code given on the command line"
+            break
+        if family == "python" and arg.startswith("-m") and not arg.startswith("--"):
+            module = arg[2:] or (args[i + 1] if i + 1 < len(args) else "")
+            what = f"{binary} -m {module} runs a module, and the working folder is on its import path"
+            break
+        if arg == "--":
+            if i + 1 < len(args):
+                what = f"{binary} runs {args[i + 1]}"
+            break
+        if arg == "-":
+            break
+        if arg.startswith("-"):
+            skip_value = arg in _VALUE_OPTIONS
+            continue
+        if family in ("deno", "bun") and "." not in arg and "/" not in arg:
+            what = f"{binary} {arg} runs or installs code"  # a subcommand: run, x, test, install ...
+        else:
+            what = f"{binary} runs {arg}"
+        break
+    return f"{what}: an interpreter runs whatever code it is given, which the exec rules cannot judge"
+
+
+def hard_link_sources(argv: list[str]) -> list[str] | None:
+    """The existing files a command would give another name by hard link, or None when it makes none.
+
+    ``ln`` without ``-s``, ``link``, and ``cp -l``/``--link``. A hard link is
+    a second name for the same file, so a link inside the workspace to a file
+    outside it would carry that file in; symbolic links are resolved by the
+    path sandbox instead.
+    """
+    if not argv:
+        return None
+    binary, args = os.path.basename(argv[0]), argv[1:]
+    if binary == "link":
+        return args[:1]
+    if binary not in ("ln", "cp"):
+        return None
+    operands: list[str] = []
+    target_dir = False
+    links = binary == "ln"
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            operands.extend(args[i:])
+            break
+        if arg.startswith("--"):
+            name = arg.split("=", 1)[0]
+            if name == "--symbolic" and binary == "ln":
+                return None
+            if name == "--link" and binary == "cp":
+                links = True
+            if name == "--target-directory":
+                target_dir = True
+                i += 0 if "=" in arg else 1
+            elif name == "--suffix" and "=" not in arg:
+                i += 1
+            continue
+        if arg.startswith("-") and len(arg) > 1:
+            for j, letter in enumerate(arg[1:], start=1):
+                if letter == "s" and binary == "ln":
+                    return None
+                if letter == "l" and binary == "cp":
+                    links = True
+                if letter in "St":  # -S SUFFIX, -t DIRECTORY (value attached or next)
+                    target_dir = target_dir or letter == "t"
+                    if j == len(arg) - 1:
+                        i += 1
+                    break
+            continue
+        operands.append(arg)
+    if not links or not operands:
+        return None
+    if target_dir or len(operands) == 1:
+        return operands
+    return operands[:-1]
 
 
 # -- dangerous patterns (always ask) ------------------------------------------------------
@@ -404,8 +596,11 @@ def check_structured(
     binary = argv[0]
     if not _BARE_NAME.match(binary):
         return _deny(f"{binary!r} is not a bare binary name (no paths, spaces, variables or assignments)")
+    # No shell ever sees an interpreter's code: its metacharacters are inert, and running
+    # it asks a human, who must see it as it is (so control characters stay refused).
+    code = interpreter_name(binary) in INTERPRETERS and interpreter_risk(binary, argv[1:]) is not None
     for arg in argv[1:]:
-        bad = bad_char(arg)
+        bad = _bad_code_char(arg) if code else bad_char(arg)
         if bad:
             return _deny(f"argument {arg!r} contains the shell metacharacter {bad}")
     if allowlist_mode != "permissive":
@@ -521,8 +716,13 @@ def check_shell(
         danger = dangerous_simple_command(cmd.words)
         if danger:
             asks.append(danger)
-        elif binary in SHELLS or binary in INTERPRETERS:
-            asks.append(f"{binary} runs code the allowlist cannot see")
+        elif interpreter_name(binary) is not None:
+            risk = interpreter_risk(binary, cmd.words[1:])
+            if risk:
+                asks.append(risk)
+        elif hard_link_sources(cmd.words):
+            # cd and expansions make the source's folder unknowable here.
+            asks.append(f"{binary} makes a hard link, and in shell mode its source cannot be checked against the workspace")
         else:
             rule = _option_rules(binary, cmd.words[1:])
             if rule is not None and rule.verdict == "deny":
@@ -543,18 +743,23 @@ def check_shell(
 def _pipes_download_into_shell(commands: list[_SimpleCommand]) -> bool:
     names = [c.words[0] for c in commands if c.words]
     downloads = any(n in ("curl", "wget", "fetch", "aria2c") for n in names)
-    return downloads and any(n in SHELLS or n in INTERPRETERS for n in names)
+    return downloads and any(interpreter_name(n) is not None for n in names)
 
 
 def grant_pattern_allowed(binary: str, pattern: str) -> bool:
     """Whether an approval grant may cover ``binary`` with argument ``pattern``.
 
     A shell, interpreter or wrapper with a wildcard would allow everything,
-    so only exact argument lists are grantable for them.
+    so only exact argument lists are grantable for them: the only brackets
+    allowed are the one-character escapes ``[*]``, ``[?]`` and ``[[]`` that an
+    exact grant of such text needs.
     """
-    if binary in CODE_RUNNERS:
-        return not any(ch in pattern for ch in "*?[")
+    if binary in CODE_RUNNERS or interpreter_name(binary) is not None:
+        return not any(ch in _EXACT_ESCAPE.sub("", pattern) for ch in "*?[")
     return True
+
+
+_EXACT_ESCAPE = re.compile(r"\[[*?[]\]")
 
 
 def args_match(pattern: str, args: list[str]) -> bool:

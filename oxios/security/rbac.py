@@ -7,6 +7,11 @@ single capabilities, persisted in the state store (namespace ``rbac``).
 
 ``tools`` entries are glob patterns over tool names (``"*"``, ``"read_*"``) or
 tiers (``"tier:read"``); a ``"!name"`` entry removes a tool again.
+
+The same tool rule (:func:`tool_refusal`) decides which tool specs the turn
+loop offers the model (:meth:`Rbac.offered_tools`) and, as the ``rbac``
+policy, every call: hiding a tool is for the model's sake, the call-time
+check is the boundary.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import msgspec
+
+from oxios_hookspecs import ToolSpec
 
 from ..config import RoleConfig
 
@@ -57,6 +64,17 @@ def tool_permitted(role: RoleConfig, tool: str, tier: str | None) -> bool:
     return allowed
 
 
+def tool_refusal(role: RoleConfig, tool: str, tier: str | None) -> str | None:
+    """Why ``role`` may not use the tool (to follow "role NAME "), or None when it may."""
+    if not tool_permitted(role, tool, tier):
+        return f"may not use the tool {tool}"
+    if tier == "network" and not role.network:
+        return "has no network access"
+    if tier == "exec" and not role.exec_modes:
+        return "may not run commands"
+    return None
+
+
 class Rbac:
     """The ``rbac`` service: role of each agent, capability overrides, lookups."""
 
@@ -89,6 +107,14 @@ class Rbac:
             return RoleConfig(tools=[], exec_modes=[], paths=[])
         overrides = stored.get("overrides") or {}
         return msgspec.convert({**msgspec.to_builtins(base), **overrides}, RoleConfig) if overrides else base
+
+    def offered_tools(self, agent_id: str, role_name: str | None, specs: list[ToolSpec]) -> list[ToolSpec]:
+        """The specs this agent's role may use now, in order: what the model is offered.
+
+        Read on every call, so a permission change applies from the agent's next model request.
+        """
+        role = self.effective(agent_id, role_name)
+        return [spec for spec in specs if tool_refusal(role, spec.name, spec.tier) is None]
 
     def get(self, agent_id: str, role_name: str | None = None) -> dict[str, Any]:
         """``GET /api/permissions/{agent}``: role, overrides and the effective capabilities."""

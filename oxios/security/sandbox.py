@@ -7,6 +7,12 @@ nearest existing ancestor used for files that do not exist yet. Denied paths
 allow. Because a path checked now can be swapped for a symlink later,
 :func:`open_checked` opens with ``O_NOFOLLOW`` and checks again what was
 actually opened.
+
+A hard link cannot be resolved: a regular file with more than one name may
+have its other names anywhere on the same file system (``ln ~/.ssh/id_rsa
+x``), so such files are refused for writing always and for reading unless
+``security.read_hardlinked_files`` is on, judged again on the opened file
+descriptor.
 """
 
 from __future__ import annotations
@@ -59,6 +65,14 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+HARDLINK_REASON = "hard-linked file: its other names may be outside the workspace"
+
+
+def _hard_linked(st: os.stat_result) -> bool:
+    """A regular file with more than one name (directories always have several)."""
+    return stat.S_ISREG(st.st_mode) and st.st_nlink > 1
+
+
 @dataclass
 class Sandbox:
     """Allowed roots and denied paths, already resolved."""
@@ -66,6 +80,8 @@ class Sandbox:
     workspace: str
     allowed: list[str] = field(default_factory=list)
     denied: list[str] = field(default_factory=list)
+    # security.read_hardlinked_files: hard-linked files may be read (never written).
+    read_hardlinked: bool = False
 
     @classmethod
     def build(
@@ -75,6 +91,7 @@ class Sandbox:
         home: str | os.PathLike[str] | None = None,
         allowed_paths: Iterable[str] = (),
         denied_paths: Iterable[str] = (),
+        read_hardlinked: bool = False,
     ) -> Sandbox:
         ws = _real(workspace)
         allowed = [ws] + [_real(p, ws) for p in allowed_paths if p]
@@ -86,7 +103,12 @@ class Sandbox:
             ]
         user_home = os.path.expanduser("~")
         denied += [_real(os.path.join(user_home, name)) for name in _HOME_SECRETS]
-        return cls(workspace=ws, allowed=list(dict.fromkeys(allowed)), denied=list(dict.fromkeys(denied)))
+        return cls(
+            workspace=ws,
+            allowed=list(dict.fromkeys(allowed)),
+            denied=list(dict.fromkeys(denied)),
+            read_hardlinked=read_hardlinked,
+        )
 
     @classmethod
     def for_kernel(cls, kernel: Any, extra_paths: Iterable[str] = ()) -> Sandbox:
@@ -96,6 +118,7 @@ class Sandbox:
             home=kernel.paths.home,
             allowed_paths=[*sec.allowed_paths, *extra_paths],
             denied_paths=sec.denied_paths,
+            read_hardlinked=sec.read_hardlinked_files,
         )
 
     def resolve(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
@@ -115,8 +138,35 @@ class Sandbox:
                 return True, f"{real} is inside {where}"
         return False, f"{real} is outside the workspace {self.workspace} and security.allowed_paths"
 
+    def in_workspace(self, real: str) -> bool:
+        """Whether an already resolved path lies inside the workspace itself (not another allowed path)."""
+        return _within(real, self.workspace)
+
+    def hardlink_problem(self, real: str, *, write: bool) -> str | None:
+        """Why the file at ``real`` (already resolved) may not be used because it is hard-linked, or None.
+
+        Judged by ``lstat`` now; :meth:`open_fd` judges the opened descriptor again.
+        """
+        try:
+            st = os.lstat(real)
+        except OSError:
+            return None  # nothing there yet: a new file has one name
+        if _hard_linked(st) and (write or not self.read_hardlinked):
+            return f"{real} is a {HARDLINK_REASON} ({st.st_nlink} names)"
+        return None
+
     def check(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> tuple[bool, str, str]:
-        """``(allowed, reason, real_path)`` for a path as an agent wrote it."""
+        """``(allowed, reason, real_path)`` for a path as an agent wrote it, to be read."""
+        return self._check(path, cwd, write=False)
+
+    def check_write(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> tuple[bool, str, str]:
+        """Like :meth:`check`, and refuses files git would execute (hooks, repository config)."""
+        ok, reason, real = self._check(path, cwd, write=True)
+        if ok and _git_executable(real):
+            return False, f"{real} is run by git (hooks, .git/config); agents may not write it", real
+        return ok, reason, real
+
+    def _check(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None, *, write: bool) -> tuple[bool, str, str]:
         try:
             real = self.resolve(path, cwd)
         except PathDenied as err:
@@ -124,13 +174,10 @@ class Sandbox:
         except (OSError, ValueError) as err:
             return False, f"cannot resolve {path}: {err}", ""
         ok, reason = self.judge_real(real)
-        return ok, reason, real
-
-    def check_write(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> tuple[bool, str, str]:
-        """Like :meth:`check`, and refuses files git would execute (hooks, repository config)."""
-        ok, reason, real = self.check(path, cwd)
-        if ok and _git_executable(real):
-            return False, f"{real} is run by git (hooks, .git/config); agents may not write it", real
+        if ok:
+            problem = self.hardlink_problem(real, write=write)
+            if problem:
+                return False, problem, real
         return ok, reason, real
 
     def require(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
@@ -149,13 +196,18 @@ class Sandbox:
 
         The final component is opened with ``O_NOFOLLOW``; then the path the
         kernel really opened (``/proc/self/fd``) is judged again, so a parent
-        directory swapped for a symlink is caught too.
+        directory swapped for a symlink is caught too. The opened file itself
+        is checked for hard links (``fstat``), and ``O_TRUNC`` is applied only
+        after that check, so a hard link swapped in after the check is never
+        truncated or read.
         """
         real = self.require(path, cwd)
-        if flags & (os.O_WRONLY | os.O_RDWR) and _git_executable(real):
+        writing = bool(flags & (os.O_WRONLY | os.O_RDWR))
+        if writing and _git_executable(real):
             raise PathDenied(f"{real} is run by git (hooks, .git/config); agents may not write it")
+        truncate = bool(flags & os.O_TRUNC)
         try:
-            fd = os.open(real, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+            fd = os.open(real, (flags & ~os.O_TRUNC) | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         except OSError as err:
             if err.errno == errno.ELOOP:
                 raise PathDenied(f"{real} became a symlink after it was checked") from None
@@ -170,6 +222,11 @@ class Sandbox:
                 ok, reason = self.judge_real(opened)
                 if not ok:
                     raise PathDenied(f"{path} resolved to {opened} at open time: {reason}")
+            st = os.fstat(fd)
+            if _hard_linked(st) and (writing or not self.read_hardlinked):
+                raise PathDenied(f"{path} is a {HARDLINK_REASON} ({st.st_nlink} names)")
+            if truncate:
+                os.ftruncate(fd, 0)
         except BaseException:
             os.close(fd)
             raise

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import write_atomic
+from ..kernel import Conflict, Invalid
 
 PREFIX = "oxt_"
 FILE_NAME = "api_tokens.json"
@@ -64,10 +65,10 @@ class TokenStore:
         """A new token; the returned ``token`` is shown once and never stored."""
         name = name.strip()
         if not name:
-            raise ValueError("a token needs a name")
+            raise Invalid("a token needs a name")
         tokens = self._load()
         if any(t["name"] == name for t in tokens):
-            raise ValueError(f"a token named {name!r} already exists; revoke it first")
+            raise Conflict(f"a token named {name!r} already exists; revoke it first")
         token = PREFIX + secrets.token_urlsafe(32)
         record = {"id": uuid.uuid4().hex[:12], "name": name, "role": role, "hash": _digest(token), "created": time.time()}
         self._save([*tokens, record])
@@ -89,20 +90,29 @@ class TokenStore:
         self._audit("auth.token_revoked", gone["name"], True, f"token {gone['name']} revoked")
         return _public(gone)
 
-    def verify(self, token: str | None) -> str | None:
-        """The role of a valid token, else None (every stored hash compared in constant time)."""
+    def identify(self, token: str | None) -> dict[str, Any] | None:
+        """The public record (id, name, role) of a valid token, else None; every failure is audited.
+
+        Servers use it to run a caller's work under the token's role and name it in the audit chain.
+        """
         if not token:
             self._audit("auth.failure", "api", False, "no token presented")
             return None
         digest = _digest(token)
-        role = None
+        found = None
         for record in self._load():
             # Compare with every record so timing does not reveal which one matched.
             if hmac.compare_digest(digest, record["hash"]):
-                role = record["role"]
-        if role is None:
+                found = record
+        if found is None:
             self._audit("auth.failure", "api", False, "unknown or revoked token")
-        return role
+            return None
+        return _public(found)
+
+    def verify(self, token: str | None) -> str | None:
+        """The role of a valid token, else None (see :meth:`identify`)."""
+        record = self.identify(token)
+        return record["role"] if record is not None else None
 
     def status(self) -> dict[str, Any]:
         return {"healthy": True, "detail": None, "tokens": len(self._load())}

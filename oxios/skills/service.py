@@ -111,13 +111,16 @@ class SkillsService:
     # -- enable state and integrity ----------------------------------------------------
 
     def _record(self, skill: Skill) -> dict[str, Any] | None:
-        record = self.state.kv_get(STATE_NAMESPACE, skill.name)
+        # An agent's own skill is recorded under its folder: keyed by name, one agent's
+        # copy would mark the same-named skill every other agent sees as changed.
+        key = f"{skill.name}@{skill.folder}" if skill.source == "agent" else skill.name
+        record = self.state.kv_get(STATE_NAMESPACE, key)
         if record is None and skill.source != "bundled":
             # Trust on first sight: the hash is recorded when a skill is first
             # seen, so a later change to its files is caught.
             record = {"enabled": True, "hash": folder_hash(Path(skill.folder)), "folder": skill.folder,
                       "recorded_at": time.time(), "how": "first-seen"}  # fmt: skip
-            self.state.kv_set(STATE_NAMESPACE, skill.name, record)
+            self.state.kv_set(STATE_NAMESPACE, key, record)
         return record
 
     def eligibility(self, skill: Skill) -> Eligibility:
@@ -227,7 +230,9 @@ class SkillsService:
             raise SkillError(f"scope must be one of {', '.join(roots)}")
         folder = roots[scope] / name
         if folder.exists():
-            raise SkillError(f"{folder} already exists")
+            from ..kernel import Conflict
+
+            raise Conflict(f"{folder} already exists")
         folder.parent.mkdir(parents=True, exist_ok=True)
         folder.mkdir()
         (folder / SKILL_FILE).write_text(render_skill_md(name, description, body, fields), encoding="utf-8")

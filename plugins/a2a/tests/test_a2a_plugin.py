@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from a2a.server.agent_execution import AgentExecutor
-from a2a.types import Message, Part, Role, SendMessageRequest
+from a2a_fakes import free_port, sdk_app, sdk_client, serve, serve_in_thread, user_message, wait_for
 from oxios_plugin_a2a import plugin as a2a_plugin
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def user_message(text: str, context_id: str = "") -> SendMessageRequest:
-    import uuid
-
-    message = Message(role=Role.ROLE_USER, message_id=str(uuid.uuid4()), parts=[Part(text=text)])
-    if context_id:
-        message.context_id = context_id
-    return SendMessageRequest(message=message)
-
-
-async def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-    assert predicate(), what
-
-
-async def sdk_client(base: str, *, streaming: bool, polling: bool = False) -> Any:
-    from a2a.client import ClientConfig, create_client
-
-    return await create_client(base, client_config=ClientConfig(streaming=streaming, polling=polling))
 
 
 async def test_sdk_client_against_oxios_server(oxios_kernel_factory: Any, scripted_provider: Any) -> None:
@@ -117,80 +83,18 @@ async def test_sdk_client_against_oxios_server(oxios_kernel_factory: Any, script
         await poller.close()
 
 
-class EchoExecutor(AgentExecutor):
-    """An agent built with the SDK alone: answers with a completed task echoing the text."""
-
-    async def execute(self, context: Any, event_queue: Any) -> None:
-        from a2a.helpers import new_task_from_user_message, new_text_message
-        from a2a.server.tasks import TaskUpdater
-
-        if context.current_task is None:
-            await event_queue.enqueue_event(new_task_from_user_message(context.message))
-        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
-        text = context.get_user_input()
-        if text == "fail":
-            await updater.failed(new_text_message("refusing to work", role=Role.ROLE_AGENT))
-            return
-        await updater.add_artifact([Part(text=f"echo: {text}")], name="echo")
-        await updater.complete()
-
-    async def cancel(self, context: Any, event_queue: Any) -> None:
-        pass
-
-
-def sdk_app(base: str) -> Any:
-    from a2a.server.request_handlers import DefaultRequestHandler
-    from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
-    from a2a.server.tasks import InMemoryTaskStore
-    from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
-    from starlette.applications import Starlette
-
-    card = AgentCard(
-        name="Echo",
-        description="echoes",
-        version="1.0",
-        supported_interfaces=[AgentInterface(url=base + "/rpc", protocol_binding="JSONRPC", protocol_version="1.0")],
-        capabilities=AgentCapabilities(streaming=True),
-        default_input_modes=["text/plain"],
-        default_output_modes=["text/plain"],
-        skills=[AgentSkill(id="echo", name="echo", description="echo text", tags=["echo"])],
-    )
-    handler = DefaultRequestHandler(agent_executor=EchoExecutor(), task_store=InMemoryTaskStore(), agent_card=card)
-    return Starlette(routes=[*create_agent_card_routes(card), *create_jsonrpc_routes(handler, "/rpc")])
-
-
-def bound_socket() -> tuple[socket.socket, str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
 @pytest.fixture
 async def sdk_server() -> AsyncIterator[str]:
     """An A2A agent built with the SDK alone, served on loopback in this event loop."""
-    sock, base = bound_socket()
-    server = uvicorn.Server(uvicorn.Config(sdk_app(base), log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    await wait_for(lambda: server.started, "sdk server started")
-    yield base
-    server.should_exit = True
-    await task
+    async with serve(sdk_app) as (base, _app):
+        yield base
 
 
 @pytest.fixture
 def threaded_sdk_server() -> Iterator[str]:
     """The same agent in a thread, for CLI tests (the CLI runs its own event loop)."""
-    sock, base = bound_socket()
-    server = uvicorn.Server(uvicorn.Config(sdk_app(base), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield base
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(sdk_app) as base:
+        yield base
 
 
 async def test_oxios_client_against_sdk_server(oxios_kernel_factory: Any, sdk_server: str) -> None:

@@ -27,7 +27,7 @@ def provider() -> ScriptedProvider:
 async def kernel(tmp_path_factory: pytest.TempPathFactory, provider: ScriptedProvider) -> Any:
     home = tmp_path_factory.mktemp("web-auth")
     with clean_env(home):
-        config = {"security": {"auth_enabled": True, "rate_limit_per_minute": 0}}
+        config = {"security": {"auth_enabled": True, "rate_limit_per_minute": 0, "roles": {"reader": {"tools": ["tier:read"]}}}}
         async with web_kernel(home, provider, config) as k:
             yield k
 
@@ -134,6 +134,32 @@ async def test_streams_over_the_network_with_query_tokens(
             while (frame := json.loads(await ws.recv()))["type"] != "done":
                 assert frame["type"] in ("accepted", "token")
             assert frame["reply"] == "authorized reply"
+
+
+async def test_chat_runs_under_the_tokens_role(kernel: Any, client: Any, provider: ScriptedProvider) -> None:
+    """An agent started through the API can do no more than the token that started it."""
+    reader = kernel.services["tokens"].create("dashboard", role="reader")["token"]
+    user = kernel.services["tokens"].create("chatter", role="user")["token"]
+
+    def offered() -> set[str]:
+        return {t.name for t in provider.requests[-1].tools}
+
+    provider.enqueue_tool_call("write", {"path": "planted.txt", "content": "x"}).enqueue_text("could not write")
+    r = await client.post("/api/chat", json={"content": "write a file"}, headers=bearer(reader))
+    assert r.status_code == 200 and r.json()["response"] == "could not write"
+    assert "read" in offered() and "write" not in offered()
+    assert not (kernel.paths.workspace / "planted.txt").exists()
+    provider.enqueue_text("writer")
+    assert (await client.post("/api/chat", json={"content": "hi"}, headers=bearer(user))).status_code == 200
+    assert "write" in offered()
+    async with live_server(kernel) as base:
+        provider.enqueue_text("over the socket")
+        ws_url = base.replace("http://", "ws://") + f"/api/chat/stream?token={reader}"
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(json.dumps({"type": "message", "id": "r1", "content": "hi"}))
+            while (frame := json.loads(await ws.recv()))["type"] != "done":
+                pass
+    assert frame["reply"] == "over the socket" and "write" not in offered()
 
 
 async def test_rate_limit_per_client(tmp_path_factory: pytest.TempPathFactory, provider: ScriptedProvider) -> None:

@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from oxios_plugin_web import create_app
 
+from oxios.config import ExecConfig
 from oxios.providers.scripted import ScriptedProvider
 from oxios_hookspecs import Action
 
@@ -93,6 +94,43 @@ async def test_config_put_validates_then_writes(client: Any, kernel: Any) -> Non
     assert saved["scheduler"]["max_concurrent"] == 7
     assert (await client.put("/api/config", content=b"{not json")).status_code == 400
     assert (await client.put("/api/config", json={})).status_code == 422
+
+
+async def test_config_put_reloads_the_running_daemon(client: Any, kernel: Any) -> None:
+    events = kernel.subscribe(types={"config.reloaded"})
+    port = kernel.config.gateway.port
+    r = await client.put(
+        "/api/config",
+        json={"exec": {"allowed_commands": ["ls", "make"]}, "scheduler": {"max_concurrent": 3}, "gateway": {"port": port + 1}},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["changed"] == ["exec.allowed_commands", "scheduler.max_concurrent", "gateway.port"]
+    assert body["applied"] == ["exec.allowed_commands", "scheduler.max_concurrent"]
+    assert body["restart_required"] == ["gateway.port"]
+    # `config` is what runs: the new allowlist, the old port until a restart; secrets stay redacted.
+    assert body["config"]["exec"]["allowed_commands"] == ["ls", "make"]
+    assert body["config"]["gateway"]["port"] == port and body["config"]["providers"]["scripted"]["api_key"] == "***"
+    assert kernel.services["scheduler"].stats()["max_concurrent"] == 3
+    make = Action(kind="exec", argv=["make", "--version"], mode="structured", tool="exec")
+    assert (await kernel.check_action(make, kernel.context(agent_id="web-test"))).verdict == "allow"
+    event = await events.get(timeout=5)
+    assert event is not None and event.data["actor"] == "web:local" and event.data["restart_required"] == ["gateway.port"]
+    [entry] = kernel.services["audit"].entries(action="config.reload", limit=1)
+    assert entry["actor"] == "web:local" and entry["metadata"]["applied"] == ["exec.allowed_commands", "scheduler.max_concurrent"]
+    # The environment layer is part of the check: a file the daemon could not run with is never written.
+    before = _text(Path(kernel.paths.config_file))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OXIOS__PROVIDERS__EXTRA__BASE_URL", "http://127.0.0.1:9/v1")  # [providers.extra] without its kind
+        bad = await client.put("/api/config", json={"scheduler": {"max_concurrent": 4}})
+    assert bad.status_code == 422 and "providers.extra.kind" in bad.json()["error"]
+    assert _text(Path(kernel.paths.config_file)) == before
+    assert kernel.services["scheduler"].stats()["max_concurrent"] == 3
+    # null resets to the default, live as well (the module's other tests run with the defaults)
+    reset = await client.put("/api/config", json={"exec": {"allowed_commands": None}, "gateway": {"port": None}})
+    assert reset.status_code == 200 and reset.json()["applied"] == ["exec.allowed_commands"]
+    assert reset.json()["restart_required"] == []  # the port is back to the one that runs
+    assert kernel.config.exec.allowed_commands == ExecConfig().allowed_commands
 
 
 async def test_metrics_are_prometheus_text(client: Any) -> None:

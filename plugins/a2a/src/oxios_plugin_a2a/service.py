@@ -37,6 +37,9 @@ class A2AService:
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="oxios-a2a-server")
 
     async def stop(self) -> None:
+        tasks = self.kernel.services.get("a2a_tasks")
+        if tasks is not None:  # first: ends the runs and their open streams, so the server can stop at once
+            await tasks.stop()
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:

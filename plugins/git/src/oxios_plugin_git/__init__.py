@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["GitError", "UnknownRevision", "WorkspaceRepo"]
+__all__ = ["GitError", "TagExists", "UnknownRevision", "WorkspaceRepo"]
 
 
 def __getattr__(name: str) -> Any:

@@ -23,6 +23,8 @@ from dulwich.patch import write_tree_diff
 from dulwich.refs import check_ref_format
 from dulwich.repo import Repo
 
+from oxios import Conflict, NotFound
+
 _ANCESTRY = re.compile(r"^(?P<base>.+?)(?P<steps>(?:~\d*|\^)*)$")
 _TAG_PREFIX = b"refs/tags/"
 
@@ -31,8 +33,12 @@ class GitError(ValueError):
     """A git operation a user asked for cannot be done (bad tag name, existing tag ...)."""
 
 
-class UnknownRevision(GitError, LookupError):
+class UnknownRevision(GitError, NotFound):
     """A ref, sha or ``~N`` that names no commit (maps to 404 on the web API)."""
+
+
+class TagExists(GitError, Conflict):
+    """A tag name that is already taken (maps to 409 on the web API)."""
 
 
 def _text(value: bytes | str) -> str:
@@ -192,12 +198,12 @@ class WorkspaceRepo:
         return _text(sha)
 
     def tag(self, name: str, message: str, ref: str = "HEAD") -> str:
-        """An annotated tag; raises :class:`GitError` for a bad or existing name."""
+        """An annotated tag; raises :class:`GitError` for a bad name, :class:`TagExists` for a taken one."""
         raw = name.encode()
         if not check_ref_format(_TAG_PREFIX + raw):
             raise GitError(f"invalid tag name {name!r}")
         if (_TAG_PREFIX + raw) in self.repo.refs:
-            raise GitError(f"tag {name!r} already exists")
+            raise TagExists(f"tag {name!r} already exists")
         commit = self.resolve(ref)
         porcelain.tag_create(
             self.repo,

@@ -2,7 +2,9 @@
 
 The SDK's session manager needs a running task group; it is started in a
 task of its own on the first request and stopped with the kernel. With
-``security.auth_enabled`` a request needs an Oxios API token, as on the REST API.
+``security.auth_enabled`` a request needs an Oxios API token, as on the REST API;
+the token's name and role go into the request scope for the tools (see
+:func:`.server.caller_of`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .server import build_server
+from .server import CALLER_SCOPE_KEY, build_server
 
 MCP_PATH = "/mcp"
 
@@ -39,12 +41,18 @@ class McpHttpEndpoint:
         await self._ready.wait()
 
     def _authorized(self, scope: Any) -> bool:
+        """Whether the request may pass; with auth, the token's name and role are put into ``scope``."""
+        scope.pop(CALLER_SCOPE_KEY, None)  # only this check may set it
         if not self.kernel.config.security.auth_enabled:
             return True
         header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
         tokens = self.kernel.services.get("tokens")
-        return bool(tokens is not None and token and tokens.verify(token) is not None)
+        record = tokens.identify(token) if tokens is not None and token else None
+        if record is None:
+            return False
+        scope[CALLER_SCOPE_KEY] = {"name": record["name"], "role": record["role"]}
+        return True
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if not self._authorized(scope):

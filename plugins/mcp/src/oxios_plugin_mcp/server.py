@@ -1,8 +1,11 @@
 """Oxios as an MCP server: run a prompt, search and save memory, list skills.
 
 ``oxios mcp serve`` runs it over stdio against a kernel in that process. Each
-call is an ``api`` action checked by the policy engine (role:
-``security.default_role``) and audited, like a REST call.
+call is an ``api`` action checked by the policy engine and audited, like a
+REST call. Over HTTP with ``security.auth_enabled`` the endpoint puts the
+caller's API token (name and role) into the request scope: the policy checks
+and the agent runs of that request use the token's role, and the audit chain
+names the token. Otherwise (stdio, no auth) the role is ``security.default_role``.
 """
 
 from __future__ import annotations
@@ -11,13 +14,36 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+# The tools' ``ctx: Context`` annotations are resolved against this module's globals.
+from mcp.server.mcpserver import Context
+
 from oxios_hookspecs import Action, IncomingMessage
+
+CALLER_SCOPE_KEY = "oxios.mcp.caller"  # set by the HTTP endpoint: the verified token's name and role
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 class Refused(Exception):
     """Policy said no; the MCP client sees a tool error with the reason."""
+
+
+def caller_of(ctx: Context | None) -> dict[str, str] | None:
+    """The API token behind this request (HTTP with auth), or None (stdio, in-process, no auth)."""
+    try:
+        request = ctx.request_context.request if ctx is not None else None
+    except ValueError:  # outside a request
+        return None
+    scope = getattr(request, "scope", None)
+    return scope.get(CALLER_SCOPE_KEY) if isinstance(scope, dict) else None
+
+
+def _owner_of_session(kernel: Any, session_id: str) -> str | None:
+    """The user a session belongs to, or None when there is no such session (yet)."""
+    try:
+        return kernel.service("sessions").get(session_id)["user_id"]
+    except LookupError:
+        return None
 
 
 def _clear_errors(fn: F) -> F:
@@ -48,38 +74,61 @@ def build_server(kernel: Any) -> Any:
     server = MCPServer("oxios", instructions="Oxios: an operating system for LLM agents. Run prompts, use its memory and skills.")
     root.handlers[:] = handlers
     root.setLevel(level)
-    context = kernel.context(agent_id="mcp-client", interactive=False)
 
-    async def allow(name: str, resource: str = "") -> None:
+    def context_for(caller: dict[str, str] | None) -> Any:
+        if caller is None:
+            return kernel.context(agent_id="mcp-client", interactive=False)
+        return kernel.context(agent_id=f"mcp:{caller['name']}", role=caller["role"], interactive=False)
+
+    async def allow(ctx: Context | None, name: str, resource: str = "") -> Any:
+        """The policy context of this request, once the policy allowed ``name``."""
+        context = context_for(caller_of(ctx))
         auth = await kernel.authorize(Action(kind="api", name=f"mcp.{name}", resource=resource or name), context)
         allowed, reason = auth.allowed, auth.reason
         if not allowed:
             raise Refused(f"{name} denied: {reason}")
+        return context
 
     @server.tool()
     @_clear_errors
-    async def run_prompt(prompt: str, session_id: str = "", persona: str = "") -> str:
+    async def run_prompt(prompt: str, ctx: Context, session_id: str = "", persona: str = "") -> str:
         """Run a prompt as an Oxios agent and return its answer. Pass session_id to continue a conversation."""
-        await allow("run_prompt")
+        context = await allow(ctx, "run_prompt")
+        caller = caller_of(ctx)
+        metadata: dict[str, Any] = {}
+        if caller is not None:
+            metadata = {"role": caller["role"], "token_name": caller["name"]}  # the run's role is the token's
+            if session_id and _owner_of_session(kernel, session_id) not in (None, context.agent_id):
+                raise Refused(f"session {session_id} belongs to another caller")
         gateway = kernel.service("gateway")
         message = IncomingMessage(
             content=prompt,
             channel="mcp",
-            user_id="mcp",
+            user_id=context.agent_id if caller is not None else "mcp",
             session_id=session_id or None,
             persona=persona or None,
             interactive=False,
+            metadata=metadata,
         )
         result = await gateway.submit(message)
+        await kernel.audit(
+            context.agent_id,
+            "mcp.run",
+            result.session_id,
+            not result.error,
+            result.error or "answered",
+            agent_id=result.agent_id,
+            role=context.role,
+        )
         if result.error:
             raise RuntimeError(f"the agent failed: {result.error}")
         return f"{result.response}\n\n[session_id: {result.session_id}]"
 
     @server.tool()
     @_clear_errors
-    async def memory_search(query: str, k: int = 5, mode: str = "hybrid") -> list[dict[str, Any]]:
+    async def memory_search(query: str, ctx: Context, k: int = 5, mode: str = "hybrid") -> list[dict[str, Any]]:
         """Search Oxios's memory (mode: keyword, semantic or hybrid)."""
-        await allow("memory_search", query)
+        await allow(ctx, "memory_search", query)
         hits = await kernel.service("memory").search(query, mode, k)
         return [
             {
@@ -94,17 +143,17 @@ def build_server(kernel: Any) -> Any:
 
     @server.tool()
     @_clear_errors
-    async def memory_save(content: str, category: str = "", importance: float = 0.5) -> dict[str, Any]:
+    async def memory_save(content: str, ctx: Context, category: str = "", importance: float = 0.5) -> dict[str, Any]:
         """Save a fact to Oxios's memory; returns its id."""
-        await allow("memory_save")
+        await allow(ctx, "memory_save")
         record = await kernel.service("memory").put(content, category=category, importance=importance, source="mcp")
         return {"id": record.id, "type": record.type, "tier": record.tier}
 
     @server.tool()
     @_clear_errors
-    async def list_skills() -> list[dict[str, Any]]:
+    async def list_skills(ctx: Context) -> list[dict[str, Any]]:
         """List the skills installed in Oxios (name, description, eligibility)."""
-        await allow("list_skills")
+        await allow(ctx, "list_skills")
         rows = kernel.service("skills").list()
         return [{k: row.get(k) for k in ("name", "description", "eligible", "source") if k in row} for row in rows]
 

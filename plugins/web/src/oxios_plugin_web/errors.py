@@ -1,9 +1,10 @@
 """API errors: one JSON shape, ``{"error": ...}``, with the right status.
 
-Handlers raise :class:`ApiError` (or let a kernel ``NotAvailable`` / ``NotFound``
-escape); :func:`error_response` turns any exception into a response. An
-unexpected exception becomes a 500 carrying only an error id; the stack trace
-goes to the log under that id, never to the client.
+Handlers raise :class:`ApiError` (or let a kernel ``NotAvailable``, ``NotFound``,
+``Conflict`` or ``Invalid`` escape); :func:`error_response` turns any exception
+into a response by its class, never by its message. An unexpected exception
+becomes a 500 carrying only an error id; the stack trace goes to the log under
+that id, never to the client.
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ def validation_message(err: msgspec.ValidationError) -> str:
 
 
 def _is_service_error(err: BaseException) -> bool:
-    """A service's own error class (``SkillError``, ``CronError`` ...): the client's input was refused."""
+    """A service's own refusal class that is not a ValueError (``SkillError``, ``DeliveryError`` ...).
+
+    Judged by the class (defined in an ``oxios`` module, named ``...Error``), never by the message.
+    """
     cls = type(err)
     return (
         cls.__module__.startswith("oxios")
@@ -78,8 +82,13 @@ def _is_service_error(err: BaseException) -> bool:
 
 
 def error_response(err: BaseException) -> Response:
-    """The response for any exception a handler let escape."""
-    from oxios.kernel import NotAvailable
+    """The response for any exception a handler let escape; the status comes from its class alone.
+
+    ``NotFound`` (any ``LookupError``) is 404, ``Conflict`` 409, ``Invalid`` (any
+    ``ValueError``) and a service's own error class 422, ``PermissionError`` 403,
+    ``NotAvailable`` 501; anything else is a bug: 500 with an error id.
+    """
+    from oxios.kernel import Conflict, NotAvailable
 
     if isinstance(err, ApiError):
         return json_error(err.status, err.message, headers=err.headers)
@@ -90,24 +99,12 @@ def error_response(err: BaseException) -> Response:
     if isinstance(err, msgspec.DecodeError):
         return json_error(400, f"malformed JSON body: {err}")
     if isinstance(err, LookupError):
-        # The kernel's NotFound (a LookupError) for unknown ids and names.
         message = err.args[0] if err.args and isinstance(err.args[0], str) else "not found"
         return json_error(404, redact(message))
-    name = type(err).__name__.lower()
-    if type(err).__module__.startswith("oxios") and ("busy" in name or "conflict" in name):
-        return json_error(409, redact(str(err) or type(err).__name__))
-    if _is_service_error(err):
-        message = redact(str(err) or type(err).__name__)
-        lowered = message.lower()
-        if "already exists" in lowered:
-            return json_error(409, message)
-        if lowered.startswith(("unknown revision", "no such", "not found")):
-            return json_error(404, message)
-        return json_error(422, message)
-    if isinstance(err, ValueError):
-        # Services raise ValueError for input they reject (a bad cron expression, a duplicate name ...).
-        message = redact(str(err) or "invalid request")
-        return json_error(409 if "already exists" in message.lower() else 422, message)
+    if isinstance(err, Conflict):
+        return json_error(409, redact(str(err) or "conflict"))
+    if isinstance(err, ValueError) or _is_service_error(err):
+        return json_error(422, redact(str(err) or type(err).__name__))
     if isinstance(err, PermissionError):
         return json_error(403, redact(str(err) or "forbidden"))
     error_id = uuid.uuid4().hex[:12]

@@ -80,9 +80,10 @@ class Status(msgspec.Struct, kw_only=True):
 
 class ConfigUpdated(msgspec.Struct, kw_only=True):
     status: Literal["updated"]
-    changed: list[str]
-    restart_required: bool
-    config: Item
+    changed: list[str]  # keys this request wrote
+    applied: list[str]  # keys the reload applied to the running daemon
+    restart_required: list[str]  # keys that keep their running value until `oxios restart`
+    config: Item  # the running config (secrets redacted)
 
 
 # -- workspace ----------------------------------------------------------------------

@@ -138,6 +138,7 @@ class Connection:
                 space_id=frame.space_id,
                 persona=frame.persona,
                 message_id=message_id,
+                role=self.ws.scope.get("oxios.role"),
             )
         except Exception as err:  # an ApiError naming the field
             self.send({"type": "error", "id": message_id, "error": getattr(err, "message", str(err))})

@@ -40,10 +40,14 @@ def incoming(
     space_id: str | None,
     persona: str | None,
     message_id: str | None = None,
+    role: str | None = None,
 ) -> IncomingMessage:
+    """The gateway's message; ``role`` is the API token's, so the agent can do no more than its caller."""
     if content is None or not content.strip():
         raise ApiError(422, "content: required (the message text; `message` is accepted as an alias)")
-    extra = {"id": message_id} if message_id else {}
+    extra: dict[str, Any] = {"id": message_id} if message_id else {}
+    if role:
+        extra["metadata"] = {"role": role}
     return IncomingMessage(
         content=content,
         channel="web",
@@ -65,6 +69,7 @@ async def chat(call: Call) -> Any:
         session_id=body.session_id,
         space_id=body.space_id,
         persona=body.persona,
+        role=call.role,
     )
     gateway = call.service("gateway")
     result = await gateway.submit(message)

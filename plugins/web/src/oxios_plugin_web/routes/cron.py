@@ -14,16 +14,8 @@ async def list_jobs(call: Call) -> Page[Any]:
 
 
 async def create_job(call: Call) -> Any:
-    from oxios.kernel import NotFound
-
-    body: CronJobCreate = call.body
-    try:
-        await call.call("cron", "get", body.name)
-    except NotFound:
-        pass
-    else:
-        raise ApiError(409, f"name: a cron job named {body.name!r} already exists; edit it or pick another name")
-    return await call.call("cron", "create", to_builtins(body))
+    # A taken name is the service's DuplicateJob, a Conflict: 409.
+    return await call.call("cron", "create", to_builtins(call.body))
 
 
 async def get_job(call: Call) -> Any:

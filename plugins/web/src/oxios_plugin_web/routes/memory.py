@@ -112,7 +112,7 @@ ENDPOINTS = [
         response=Item,
         status=201,
         body_limit=MEMORY_BODY_LIMIT,
-        errors=(413,),
+        errors=(409, 413),
         service="memory",
     ),
     Endpoint(

@@ -100,11 +100,11 @@ def _apply(doc: Any, updates: dict[str, Any], prefix: str, changed: list[str]) -
         changed.append(dotted)
 
 
-def write_config(path: Path, updates: dict[str, Any]) -> tuple[Any, list[str]]:
+def write_config(path: Path, updates: dict[str, Any], kernel: Any) -> list[str]:
     """Merge ``updates`` into config.toml (comments kept); validate the result before it replaces the file."""
     import tomlkit
 
-    from oxios.config import ConfigError, load, render_default_file
+    from oxios.config import ConfigError, render_default_file
 
     # A missing file starts from the commented defaults; nothing is written unless the result validates.
     text = path.read_text(encoding="utf-8") if path.exists() else render_default_file()
@@ -121,28 +121,39 @@ def write_config(path: Path, updates: dict[str, Any]) -> tuple[Any, list[str]]:
             fh.flush()
             os.fsync(fh.fileno())
         try:
-            # The same loader the daemon uses: unknown keys and bad types are refused here.
-            config = load(tmp, environ={})
+            # Built exactly as the daemon's reload builds it (file < env < start-up flags): what passes here applies.
+            kernel.load_config(tmp)
         except ConfigError as err:
             raise ApiError(422, str(err).replace(str(tmp), "request body")) from None
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return config, changed
+    return changed
 
 
 async def put_config(call: Call) -> ConfigUpdated:
-    """Merge the body (a partial config tree) into config.toml, validated before it is written."""
+    """Merge the body (a partial config tree) into config.toml, validated before it is written; then reload it."""
+    from oxios.config import ConfigError
+
     await require_capability(call, "manage_config")
     updates = call.body
     if not isinstance(updates, dict) or not updates:
         raise ApiError(422, 'body: expected a non-empty JSON object of config sections, e.g. {"gateway": {"port": 4300}}')
-    # Run inline (small file): two PUTs never interleave their read-modify-write.
-    config, changed = write_config(Path(call.kernel.paths.config_file), updates)
-    call.kernel.publish("config.updated", keys=changed)
+    kernel = call.kernel
+    # Write inline (small file, no await): two PUTs never interleave their read-modify-write.
+    changed = write_config(Path(kernel.paths.config_file), updates, kernel)
+    kernel.publish("config.updated", keys=changed)
+    try:
+        reloaded = await kernel.reload_config(actor=f"web:{call.role or 'local'}")
+    except ConfigError as err:  # the file was edited by hand between the write and the reload
+        raise ApiError(422, f"saved, but the daemon refused the file and keeps its running config: {err}") from None
     return ConfigUpdated(
-        status="updated", changed=changed, restart_required=True, config=redact_tree(msgspec.to_builtins(config))
+        status="updated",
+        changed=changed,
+        applied=reloaded.applied,
+        restart_required=reloaded.restart_required,
+        config=redact_tree(msgspec.to_builtins(kernel.config)),
     )
 
 
@@ -179,7 +190,8 @@ ENDPOINTS = [
         body_limit=64 * 1024,
         errors=(403,),
         description='Values equal to "***" keep the stored secret; null resets a key to its default. '
-        "The daemon applies the new file at its next restart.",
+        "The daemon then reloads the file: `applied` lists the keys that took effect now, `restart_required` "
+        "those that keep their running value until `oxios restart`; `config` is the running config.",
     ),
     Endpoint(
         "GET",

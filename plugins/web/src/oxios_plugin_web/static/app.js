@@ -351,7 +351,10 @@ $("#config-save").addEventListener("click", guarded(async () => {
   const changes = diff(state.config, edited);
   if (!Object.keys(changes).length) { $("#config-result").textContent = "Nothing changed."; return; }
   const res = await api("PUT", "/api/config", changes);
-  $("#config-result").textContent = `Saved ${res.changed.join(", ")}. Restart the daemon to apply.`;
+  const parts = [`Saved ${res.changed.join(", ")}.`];
+  if (res.applied.length) parts.push(`Applied now: ${res.applied.join(", ")}.`);
+  if (res.restart_required.length) parts.push(`Needs a restart (oxios restart): ${res.restart_required.join(", ")}.`);
+  $("#config-result").textContent = parts.join(" ");
   state.config = res.config;
 }));
 
