@@ -165,6 +165,8 @@ class McpServerConfig(Section):
     url: str = ""
     headers: dict[str, str] = {}
     timeout_secs: int = 30
+    # Starting is slower than a call (an interpreter loading, `npx` fetching a package the first time).
+    start_timeout_secs: int = 60
     enabled: bool = True
     # Safety tier of this server's tools; "" = "exec" for stdio servers, "network" for HTTP ones.
     tier: Literal["", "read", "write", "exec", "network"] = ""
@@ -356,6 +358,10 @@ def load_file(path: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); TOML files are UTF-8") from None
+    except OSError as err:  # a directory, no permission, an I/O error
+        raise ConfigError(f"{path}: cannot read it: {err.strerror or err}") from None
 
 
 def load(

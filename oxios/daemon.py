@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import json
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +25,26 @@ log = logging.getLogger(__name__)
 
 class DaemonError(Exception):
     """The daemon could not be started or stopped; the message says why and what to do."""
+
+
+# Errors that mean "OXIOS_HOME cannot be written": the message then says what to check.
+_DISK_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EDQUOT}
+_DISK_WORDS = ("disk", "readonly", "read-only", "unable to open")
+
+
+def describe_start_failure(err: BaseException, paths: Paths) -> str:
+    """One sentence for a start-up failure of the file system or state database, with what to check."""
+    if isinstance(err, sqlite3.Error):
+        what = f"the state database {paths.db}: {err}"
+        disk = any(word in str(err).lower() for word in _DISK_WORDS)
+    elif isinstance(err, OSError):
+        where = f" ({err.filename})" if err.filename else ""
+        what = f"{err.strerror or err}{where}"
+        disk = err.errno in _DISK_ERRNOS
+    else:
+        what, disk = f"{type(err).__name__}: {err}", False
+    hint = f"; OXIOS_HOME ({paths.home}) must be writable and have free space" if disk else ""
+    return f"Oxios could not start: {what}{hint}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -165,11 +187,20 @@ async def serve(kernel: Kernel, *, stop_event: asyncio.Event | None = None) -> N
     except (NotImplementedError, RuntimeError):
         pass
     kernel.daemon = True
-    await kernel.start()
-    started.set()
     control = ControlServer(paths.socket, kernel.rpc)
-    await control.start()
-    _write_pidfile(paths, kernel)
+    try:
+        await kernel.start()
+        started.set()
+        await control.start()
+        _write_pidfile(paths, kernel)
+    except (OSError, sqlite3.Error) as err:  # a full disk, a read-only home, a socket path too long
+        log.error("start-up failed: %s", err)
+        try:
+            await control.stop()
+            await kernel.stop()
+        except Exception:
+            log.exception("clean-up after the failed start failed")
+        raise DaemonError(describe_start_failure(err, paths)) from None
     log.info("oxios %s running (pid %s, home %s)", __version__, os.getpid(), paths.home)
     try:
         await stop_event.wait()
@@ -193,10 +224,14 @@ def run_foreground(config: Config, home: Path, *, to_stderr: bool = True, overri
 
     kernel = Kernel(config, home, overrides=overrides)
     paths = kernel.paths
-    paths.ensure()
-    logs.setup(paths.logs, config.kernel.log_level, to_stderr=to_stderr)
     lock = _Lock(paths.run / "oxios.lock")
-    if not lock.acquire():
+    try:
+        paths.ensure()
+        logs.setup(paths.logs, config.kernel.log_level, to_stderr=to_stderr)
+        locked = lock.acquire()
+    except OSError as err:
+        raise DaemonError(describe_start_failure(err, paths)) from None
+    if not locked:
         info = read_pidfile(paths) or {}
         raise DaemonError(f"Oxios is already running (pid {info.get('pid', '?')}); `oxios stop` stops it")
     try:
@@ -207,13 +242,16 @@ def run_foreground(config: Config, home: Path, *, to_stderr: bool = True, overri
     return 0
 
 
-def start_background(home: Path, paths: Paths, *, extra_args: list[str] | None = None, timeout: float = 30.0) -> dict[str, Any]:
+def start_background(home: Path, paths: Paths, *, extra_args: list[str] | None = None, timeout: float = 90.0) -> dict[str, Any]:
     """Start ``python -m oxios --foreground`` detached and wait until it answers."""
     info = is_running(paths)
     if info:
         raise DaemonError(f"Oxios is already running (pid {info['pid']})")
-    paths.logs.mkdir(parents=True, exist_ok=True)
-    out = open(paths.logs / "daemon.out", "ab")
+    try:
+        paths.logs.mkdir(parents=True, exist_ok=True)
+        out = open(paths.logs / "daemon.out", "ab")
+    except OSError as err:
+        raise DaemonError(describe_start_failure(err, paths)) from None
     env = dict(os.environ, OXIOS_HOME=str(home))
     proc = subprocess.Popen(
         [sys.executable, "-m", "oxios", "--foreground", "--quiet", *(extra_args or [])],
@@ -228,13 +266,43 @@ def start_background(home: Path, paths: Paths, *, extra_args: list[str] | None =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = (paths.logs / "daemon.out").read_text(errors="replace").strip().splitlines()[-5:]
-            raise DaemonError("the daemon exited during start-up:\n  " + "\n  ".join(tail))
+            raise DaemonError(_start_up_exit(paths, proc.returncode))
         info = is_running(paths)
         if info and info.get("pid") == proc.pid and paths.socket.exists():
             return info
         time.sleep(0.05)
-    raise DaemonError(f"the daemon did not come up within {timeout:.0f}s; see {paths.logs / 'oxios.log'}")
+    raise DaemonError(
+        f"the daemon (pid {proc.pid}) did not answer within {timeout:.0f}s; it may still be starting:"
+        f" check `oxios status`, and {paths.logs / 'oxios.log'}"
+    )
+
+
+def _start_up_exit(paths: Paths, code: int) -> str:
+    """Why the background daemon exited: its own ``error:`` line if it printed one, else its output's tail."""
+    out = paths.logs / "daemon.out"
+    try:
+        tail = out.read_text(errors="replace").strip().splitlines()[-20:]
+    except OSError:
+        tail = []
+    errors = [line.removeprefix("error: ") for line in tail if line.startswith("error: ")]
+    if errors:
+        return errors[-1]
+    if not tail:
+        return f"the daemon exited during start-up (code {code}) without output{_disk_hint(paths)}; `oxios --foreground` shows why"
+    return "the daemon exited during start-up:\n  " + "\n  ".join(tail[-5:])
+
+
+def _disk_hint(paths: Paths) -> str:
+    """Why a daemon could leave no output at all: the disk under OXIOS_HOME is full (or it is read-only)."""
+    try:
+        fs = os.statvfs(paths.home)
+    except OSError:
+        return ""
+    if fs.f_flag & os.ST_RDONLY:
+        return f"; OXIOS_HOME ({paths.home}) is on a read-only file system"
+    if fs.f_bavail * fs.f_frsize < 1024 * 1024:
+        return f"; the disk of OXIOS_HOME ({paths.home}) is full"
+    return ""
 
 
 def stop(paths: Paths, *, timeout: float = 20.0) -> int | None:

@@ -52,7 +52,7 @@ def ctx(kernel: Any) -> Any:
     return kernel.context(agent_id="agent-mcp", session_id="s", interactive=False)
 
 
-async def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> None:
+async def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.05)
@@ -150,6 +150,20 @@ async def test_local_stdio_server_env_errors_timeouts(
         assert manager.status()["servers"]["broken"]["last_error"]
         with pytest.raises(LookupError):
             await manager.call("nope", "x", {})
+
+
+async def test_a_slow_starting_server_gets_its_start_timeout_not_the_call_timeout(
+    oxios_kernel_factory: Any, tmp_path: Path
+) -> None:
+    """Starting may take longer than a call (an interpreter loading, npx fetching): timeout_secs is per call only."""
+    script = tmp_path / "slow_server.py"
+    script.write_text("import time\ntime.sleep(2)\n" + LOCAL_SERVER)
+    server = {"command": sys.executable, "args": [str(script)], "timeout_secs": 1, "start_timeout_secs": 60, "tier": "read"}
+    async with oxios_kernel_factory(plugins=[mcp_plugin], config={"mcp": {"servers": {"slow": server}}}) as kernel:
+        await wait_for(lambda: kernel.tools.get("mcp__slow__env") is not None, "slow server's tools registered")
+        answer = await kernel.tools.get("mcp__slow__env").call({"name": "HOME"}, ctx(kernel))
+        assert not answer.is_error, answer.content
+        assert kernel.services["mcp"].status()["servers"]["slow"]["starts"] == 1
 
 
 def free_socket() -> socket.socket:

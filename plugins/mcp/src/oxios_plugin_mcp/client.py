@@ -40,6 +40,7 @@ class McpConnection:
         self.allowlist = allowlist
         self.transport = "http" if config.url else "stdio"
         self.timeout = float(config.timeout_secs)
+        self.start_timeout = float(config.start_timeout_secs)
         self.client: Any = None
         self.starts = 0
         self.failures = 0
@@ -119,10 +120,10 @@ class McpConnection:
             self.starts += 1
             self._runner = asyncio.create_task(self._run(ready, self._closing), name=f"mcp-{self.name}")
             try:
-                return await asyncio.wait_for(asyncio.shield(ready), timeout=self.timeout)
+                return await asyncio.wait_for(asyncio.shield(ready), timeout=self.start_timeout)
             except TimeoutError:
                 await self._stop_runner()
-                self._failed(f"did not start within {self.timeout:.0f}s")
+                self._failed(f"did not start within {self.start_timeout:.0f}s (start_timeout_secs)")
             except Exception as err:
                 await self._stop_runner()
                 self._failed(_describe(err))
