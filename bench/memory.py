@@ -2,14 +2,18 @@
 
     .venv/bin/python bench/memory.py                   # 10k and 100k records
     .venv/bin/python bench/memory.py --sizes 10000     # one size
-    .venv/bin/python bench/memory.py --million         # adds 1M (slow on 2 cores: ~15+ min)
+    .venv/bin/python bench/memory.py --dtype f32       # vectors stored as f32 (default: f16, as shipped)
+    .venv/bin/python bench/memory.py --million         # adds 1M (slow on 2 cores: over an hour)
 
 The corpus is generated: topics made of "concepts" (invented words with
 morphological variants and a synonym), about ten documents per topic, so
 queries phrased with other inflections and synonyms have known relevant
 documents. Every figure is printed next to a baseline measured in the same
 run: a plain SQLite insert, a LIKE scan, exact (brute-force) vector search,
-and a random ranking.
+and a random ranking. Memory is reported as the store's own growth (RSS after
+filling minus RSS before opening it) and the usearch index's share of it; the
+benchmark keeps no copy of the vectors. bench/memory_dtype.py compares the
+vector dtypes on identical vectors.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from oxios.memory.embedder import HashingEmbedder
 from oxios.memory.store import EXACT_BELOW, SQLiteMemoryBackend
+from oxios.memory.vectors import DTYPES
 from oxios.state import StateStore
 from oxios_hookspecs import MemoryRecord
 
@@ -117,7 +122,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def run_size(size: int, workdir: Path) -> None:
+def rss_mb() -> float:
+    """Resident set size now (Linux), else the peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
+async def run_size(size: int, workdir: Path, dtype: str) -> None:
     print(f"\n=== {size:,} records ===")
     corpus = Corpus(size)
     docs = corpus.documents()
@@ -133,7 +150,8 @@ async def run_size(size: int, workdir: Path) -> None:
     plain_secs = time.perf_counter() - started
 
     state = StateStore(workdir / f"memory-{size}.db")
-    backend = SQLiteMemoryBackend(state, HashingEmbedder(), workdir / f"memory-{size}")
+    rss_store = rss_mb()
+    backend = SQLiteMemoryBackend(state, HashingEmbedder(), workdir / f"memory-{size}", vector_dtype=dtype)
     await backend.start()
     await backend.wait_ready()
     key_topic: dict[int, int] = {}
@@ -151,6 +169,7 @@ async def run_size(size: int, workdir: Path) -> None:
     for j in range(500):
         key_topic[size + j + 1] = j % len(corpus.topics)
     await backend.flush()
+    store_mb = rss_mb() - rss_store
     print(
         f"insert (batches of 1000): {size / insert_secs:,.0f} records/s   baseline plain SQLite insert: {size / plain_secs:,.0f} rows/s"
     )
@@ -163,15 +182,23 @@ async def run_size(size: int, workdir: Path) -> None:
 
     # Latency per mode, through the full search path (FTS/HNSW + hydration + fusion).
     results: dict[str, list[list[int]]] = {}
-    for mode, exact in (("keyword", False), ("semantic", False), ("hybrid", False), ("semantic", True), ("hybrid", True)):
+    runs = (
+        ("keyword", False, "confidence"),
+        ("semantic", False, "confidence"),
+        ("hybrid", False, "confidence"),
+        ("semantic", True, "confidence"),
+        ("hybrid", True, "confidence"),
+        ("hybrid", False, "rrf"),  # the fusion it replaced, as a baseline
+    )
+    for mode, exact, fusion in runs:
         times, ranked = [], []
         for q in queries:
             t0 = time.perf_counter()
-            hits = await backend.search(q, mode, 10, exact=exact)
+            hits = await backend.search(q, mode, 10, exact=exact, fusion=fusion)
             times.append(time.perf_counter() - t0)
             keys = [backend.key_of(h.record.id) for h in hits]
             ranked.append([k for k in keys if k is not None])
-        label = f"{mode}{' exact' if exact else ''}"
+        label = f"{mode}{' exact' if exact else ''}{' rrf' if fusion == 'rrf' else ''}"
         results[label] = ranked
         results[label + ":t"] = times  # type: ignore[assignment]
 
@@ -193,13 +220,14 @@ async def run_size(size: int, workdir: Path) -> None:
     )
     engine = "exact, under 20k" if len(backend.index) < EXACT_BELOW else "HNSW"
     print(f"{f'semantic ({engine}):':<29}{lat('semantic')}   baseline exact scan: {lat('semantic exact')}")
-    fused = "FTS5+exact+RRF" if len(backend.index) < EXACT_BELOW else "FTS5+HNSW+RRF"
-    print(f"{f'hybrid   ({fused}):':<29}{lat('hybrid')}   baseline with exact scan: {lat('hybrid exact')}")
+    fused = "FTS5+exact+fusion" if len(backend.index) < EXACT_BELOW else "FTS5+HNSW+fusion"
+    print(
+        f"{f'hybrid   ({fused}):':<29}{lat('hybrid')}   baselines: with exact scan {lat('hybrid exact')}; with RRF {lat('hybrid rrf')}"
+    )
 
-    # HNSW recall@10 against exact search over the very vectors stored in the index.
+    # HNSW recall@10 against exact search over the very vectors stored in the index (usearch's
+    # brute force, which is also the baseline: no copy of the vectors is made).
     index = backend.index.index
-    keys = np.asarray(index.keys, dtype=np.uint64)
-    vectors = np.asarray(index.vectors, dtype=np.float32)
     qvecs = backend.embedder.embed_array(queries)
     hits_total = hits_wide = 0
     raw_times, exact_times = [], []
@@ -210,15 +238,14 @@ async def run_size(size: int, workdir: Path) -> None:
         # What search() does: ask the index for 100 candidates, keep the best 10.
         wide = index.search(qv, 100)
         t0 = time.perf_counter()
-        sims = vectors @ qv
-        top = set(map(int, keys[np.argpartition(-sims, 10)[:10]]))
+        top = set(map(int, index.search(qv, 10, exact=True).keys))
         exact_times.append(time.perf_counter() - t0)
         hits_total += len(set(map(int, approx.keys)) & top)
         hits_wide += len(set(map(int, wide.keys[:10])) & top)
     n = 10 * len(qvecs)
     print(
         f"HNSW recall@10 vs exact:  {hits_total / n:.4f} asking for 10, {hits_wide / n:.4f} asking for 100 as search() does"
-        f"   (raw index p50 {percentile(raw_times, 50):.3f} ms vs numpy brute force p50 {percentile(exact_times, 50):.3f} ms)"
+        f"   (raw index p50 {percentile(raw_times, 50):.3f} ms vs exact scan p50 {percentile(exact_times, 50):.3f} ms)"
     )
 
     # Retrieval quality on the labelled queries, then on the same topics asked with typos.
@@ -227,30 +254,32 @@ async def run_size(size: int, workdir: Path) -> None:
     random_ndcg = float(np.mean([ndcg_at_10(rnd.sample(all_keys, 10), rel) for rel in relevant]))
     quality = {
         label: float(np.mean([ndcg_at_10(r, rel) for r, rel in zip(results[label], relevant, strict=True)]))
-        for label in ("keyword", "semantic", "hybrid", "semantic exact")
+        for label in ("keyword", "semantic", "hybrid", "semantic exact", "hybrid rrf")
     }
     print(
         f"nDCG@10 (inflections+synonyms): keyword {quality['keyword']:.3f}  vector {quality['semantic']:.3f}  hybrid {quality['hybrid']:.3f}"
-        f"   baselines: exact vector {quality['semantic exact']:.3f}, random {random_ndcg:.4f}"
+        f"   baselines: hybrid with RRF {quality['hybrid rrf']:.3f}, exact vector {quality['semantic exact']:.3f}, random {random_ndcg:.4f}"
     )
     typo_queries = [corpus.query(t, typo_p=0.6) for t in topics]
     typo_quality = {}
-    for mode in ("keyword", "semantic", "hybrid"):
+    for mode, fusion in (("keyword", "confidence"), ("semantic", "confidence"), ("hybrid", "confidence"), ("hybrid", "rrf")):
         scores = []
         for q, rel in zip(typo_queries, relevant, strict=True):
-            keys_found = [backend.key_of(h.record.id) for h in await backend.search(q, mode, 10)]
+            keys_found = [backend.key_of(h.record.id) for h in await backend.search(q, mode, 10, fusion=fusion)]
             scores.append(ndcg_at_10([k for k in keys_found if k is not None], rel))
-        typo_quality[mode] = float(np.mean(scores))
+        typo_quality[mode + (" rrf" if fusion == "rrf" else "")] = float(np.mean(scores))
     print(
         f"nDCG@10 (same, with typos):     keyword {typo_quality['keyword']:.3f}  vector {typo_quality['semantic']:.3f}  hybrid {typo_quality['hybrid']:.3f}"
-        f"   baseline: random {random_ndcg:.4f}"
+        f"   baselines: hybrid with RRF {typo_quality['hybrid rrf']:.3f}, random {random_ndcg:.4f}"
     )
     db_mb, idx_mb = disk_mb(workdir, size)
-    raw_mb = vectors.nbytes / 2**20
+    raw_mb = len(index) * backend.embedder.dim * 4 / 2**20
     print(
-        f"peak RSS: {peak_rss_mb():,.0f} MB (before this size: {rss_before:,.0f} MB; raw vectors alone {raw_mb:,.0f} MB);"
-        f" on disk: SQLite {db_mb:,.0f} MB, index {idx_mb:,.0f} MB"
+        f"memory: the store grew RSS by {store_mb:,.0f} MB, of which the usearch index ({dtype}) holds"
+        f" {index.memory_usage / 2**20:,.0f} MB (capacity {index.capacity:,}; the vectors as f32 would be {raw_mb:,.0f} MB);"
+        f" peak RSS {peak_rss_mb():,.0f} MB (before this size: {rss_before:,.0f} MB)"
     )
+    print(f"on disk: SQLite {db_mb:,.0f} MB, index {idx_mb:,.0f} MB")
     await backend.stop()
     state.close()
     plain.close()
@@ -260,17 +289,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated record counts")
     parser.add_argument("--million", action="store_true", help="also run 1,000,000 records")
+    parser.add_argument("--dtype", default="f16", choices=DTYPES, help="how the index stores vectors (memory.vector_dtype)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.million:
         sizes.append(1_000_000)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"oxios memory benchmark: hashing embedder (384-d), usearch HNSW (M=32, ef_add=200, ef_search=256), {os.cpu_count()} CPUs, load average {load}"
+        f"oxios memory benchmark: hashing embedder (384-d), usearch HNSW (M=32, ef_add=200, ef_search=256, {args.dtype}),"
+        f" {os.cpu_count()} CPUs, load average {load}"
     )
     with tempfile.TemporaryDirectory(prefix="oxios-bench-") as tmp:
         for size in sizes:
-            asyncio.run(run_size(size, Path(tmp)))
+            asyncio.run(run_size(size, Path(tmp), args.dtype))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
     .venv/bin/python bench/memory_quality.py --embedders hashing --synthetic 2000
 
 Every embedder is looked up through the ``embedder`` hook, as the daemon does,
-and runs through the real search path (SQLite FTS5, the vector index, RRF).
+and runs through the real search path (SQLite FTS5, the vector index, fusion).
+Hybrid search is measured twice in the same run: with confidence fusion (what
+search does) and with reciprocal rank fusion (what it did before, the baseline).
 Two labelled sets:
 
 - **English** (bench/memory_labelled.py): 135 memories an agent would keep;
@@ -15,7 +17,8 @@ Two labelled sets:
   synonyms, so this set only measures robustness to wording.
 
 Baselines measured in the same run: the hashing embedder (the default), keyword
-search (the same FTS5 query whatever the embedder) and a random ranking.
+search (the same FTS5 query whatever the embedder), hybrid with RRF and a random
+ranking.
 Quality is nDCG@10 and recall@5 (memory_search returns 5 by default).
 """
 
@@ -48,7 +51,13 @@ from oxios.memory.store import SQLiteMemoryBackend
 from oxios.state import StateStore
 from oxios_hookspecs import MemoryRecord
 
-MODES = ("keyword", "semantic", "hybrid")
+# (label, search mode, fusion): hybrid-rrf is the baseline the confidence fusion replaced.
+MODES = (
+    ("keyword", "keyword", "confidence"),
+    ("vector", "semantic", "confidence"),
+    ("hybrid-rrf", "hybrid", "rrf"),
+    ("hybrid", "hybrid", "confidence"),
+)
 RECALL_AT = 5
 
 Query = tuple[str, str, frozenset[int]]  # kind, text, relevant keys
@@ -102,11 +111,11 @@ async def evaluate(embedder: Any, texts: list[str], queries: list[Query], workdi
         await backend.put_many([MemoryRecord(content=t) for t in texts[i : i + 500]])
     fill_secs = time.perf_counter() - started
     ranked: dict[str, list[list[int]]] = {}
-    for mode in MODES:
-        ranked[mode] = []
+    for label, mode, fusion in MODES:
+        ranked[label] = []
         for _, text, _ in queries:
-            hits = await backend.search(text, mode, 10, weighting=False)
-            ranked[mode].append([k for k in (backend.key_of(h.record.id) for h in hits) if k is not None])
+            hits = await backend.search(text, mode, 10, weighting=False, fusion=fusion)
+            ranked[label].append([k for k in (backend.key_of(h.record.id) for h in hits) if k is not None])
     # Cosines of each query with its answers and with everything else (calibration of floors).
     qv = await backend.embed([q[1] for q in queries])
     dv = await backend.embed(texts)
@@ -119,7 +128,8 @@ async def evaluate(embedder: Any, texts: list[str], queries: list[Query], workdi
         other.extend(sims[i, ~mask].tolist())
     await backend.stop()
     state.close()
-    return {"ranked": ranked, "fill_secs": fill_secs, "answer_cos": answer, "other_cos": other}
+    floor = getattr(embedder, "recall_min_similarity", None)
+    return {"ranked": ranked, "fill_secs": fill_secs, "answer_cos": answer, "other_cos": other, "floor": floor}
 
 
 def score(ranked: list[list[int]], queries: list[Query], pick: list[bool]) -> tuple[float, float]:
@@ -158,19 +168,20 @@ def print_quality(title: str, results: dict[str, dict[str, Any]], texts: list[st
         )
         for name, res in results.items():
             cells = []
-            for mode in MODES:
-                nd, rc = score(res["ranked"][mode], queries, pick)
-                cells.append(f"{'vector' if mode == 'semantic' else mode} {nd:.3f} / {rc:.3f}")
+            for label, _, _ in MODES:
+                nd, rc = score(res["ranked"][label], queries, pick)
+                cells.append(f"{label} {nd:.3f} / {rc:.3f}")
             print(f"    {name:<10} " + "   ".join(cells))
 
 
 def print_cosines(results: dict[str, dict[str, Any]]) -> None:
-    print("\ncosine of query and answer vs query and any other memory (English set; recall's floor is 0.2)")
+    print("\ncosine of query and answer vs query and any other memory (English set), and each embedder's recall floor")
     for name, res in results.items():
         a, o = np.asarray(res["answer_cos"]), np.asarray(res["other_cos"])
+        floor = res["floor"] if res["floor"] is not None else 0.2
         print(
             f"    {name:<10} answer p50 {np.median(a):.2f}   others p50 {np.median(o):.2f}  p99 {np.percentile(o, 99):.2f}"
-            f"   others >= 0.2: {np.mean(o >= 0.2) * 100:.1f}%"
+            f"   floor {floor:.2f}: keeps {np.mean(a >= floor) * 100:.0f}% of answers, lets in {np.mean(o >= floor) * 100:.1f}% of others"
         )
 
 

@@ -29,6 +29,7 @@ _LAZY = {
     "ReplyStreamer": ("oxios.chatkit", "ReplyStreamer"),
     "split_message": ("oxios.chatkit", "split_message"),
     "chat_authorize": ("oxios.chatkit", "authorize"),
+    "chat_send_tool": ("oxios.chatkit", "send_tool"),
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,176 +1,56 @@
 """What every chat channel (Telegram, Discord ...) needs, written once.
 
-- :class:`ChatSessions`: a chat (or a forum topic / thread) maps to a session;
-  ``/new``, ``/sessions``, ``/switch`` move between sessions of that chat.
-- :func:`handle_command`: the shared slash commands.
-- :func:`split_message`: split at a platform's length limit without breaking
-  a code block.
-- :class:`ReplyStreamer`: one message edited as tokens arrive, throttled to
-  the platform's edit rate.
+The parts live in their own modules and are re-exported here:
+:mod:`oxios.chatsessions` (a session per chat, the slash commands),
+:mod:`oxios.chatstream` (splitting, streamed edits) and
+:mod:`oxios.chatforms` (interview questions as buttons).
+
 - :func:`authorize`: allowlist first, then DM pairing; unknown senders audited.
 - :class:`ChatChannel`: the flow above in one base class (receive, answer,
-  files, approvals); a platform plugin adds only its wire.
+  files in and out, approvals, interview questions as buttons, proactive
+  delivery); a platform plugin adds only its wire.
+- :func:`send_tool`: the ``<channel>_send`` tool agents use to post text and
+  workspace files to a chat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from oxios_hookspecs import Action, Attachment, IncomingMessage, new_id
+from oxios_hookspecs import Action, ActionContext, Attachment, IncomingMessage, OutgoingMessage, ToolResult
 
 from . import pairing
+from .chatforms import INTRO, ChatForm, ChatForms, form_from_interview
+from .chatsessions import HELP_TEXT, ChatSessions, handle_command, parse_command
+from .chatstream import ReplyStreamer, retry_after_secs, split_message
 from .plugins import resolve
 
 log = logging.getLogger(__name__)
 
-HELP_TEXT = (
-    "/new [name] start a new session\n"
-    "/sessions list this chat's sessions\n"
-    "/switch ID switch to a session (a prefix of its id is enough)\n"
-    "/cancel stop the running answer\n"
-    "/status show Oxios's status\n"
-    "/persona NAME answer as another persona\n"
-    "/help this text"
-)
-
-
-# ---------------------------------------------------------------------------
-# sessions per chat
-# ---------------------------------------------------------------------------
-
-
-class ChatSessions:
-    """Session of each chat key (``chat`` or ``chat/thread``), persisted in the state store."""
-
-    def __init__(self, kernel: Any, channel: str) -> None:
-        self.kernel = kernel
-        self.channel = channel
-        self.namespace = f"chat.{channel}"
-
-    def _entry(self, chat_key: str) -> dict[str, Any]:
-        return self.kernel.state.kv_get(self.namespace, chat_key, {"current": None, "sessions": [], "persona": None})
-
-    def _save(self, chat_key: str, entry: dict[str, Any]) -> None:
-        self.kernel.state.kv_set(self.namespace, chat_key, entry)
-
-    def current(self, chat_key: str) -> str | None:
-        return self._entry(chat_key)["current"]
-
-    def persona(self, chat_key: str) -> str | None:
-        return self._entry(chat_key).get("persona")
-
-    def remember(self, chat_key: str, session_id: str, title: str = "") -> None:
-        """Record the session the gateway used (or created) for this chat."""
-        entry = self._entry(chat_key)
-        if not any(s["id"] == session_id for s in entry["sessions"]):
-            entry["sessions"].append({"id": session_id, "title": title, "created": time.time()})
-        entry["current"] = session_id
-        self._save(chat_key, entry)
-
-    def ensure(self, chat_key: str, first_message: str = "") -> str:
-        """The chat's current session id, choosing a new one (titled from /new or the message) if none."""
-        current = self.current(chat_key)
-        if current is None:
-            current = new_id()
-            self.remember(chat_key, current, title=self.pending_title(chat_key) or first_message[:40])
-        return current
-
-    def new(self, chat_key: str, title: str = "") -> None:
-        """Start afresh: the next message creates a new session."""
-        entry = self._entry(chat_key)
-        entry["current"] = None
-        entry["pending_title"] = title
-        self._save(chat_key, entry)
-
-    def pending_title(self, chat_key: str) -> str:
-        return self._entry(chat_key).get("pending_title", "")
-
-    def sessions(self, chat_key: str) -> list[dict[str, Any]]:
-        return list(self._entry(chat_key)["sessions"])
-
-    def switch(self, chat_key: str, prefix: str) -> dict[str, Any]:
-        """Switch to the one session of this chat whose id starts with ``prefix``."""
-        entry = self._entry(chat_key)
-        hits = [s for s in entry["sessions"] if s["id"].startswith(prefix.strip())]
-        if not prefix.strip() or not hits:
-            raise LookupError(f"no session of this chat starts with {prefix!r}; /sessions lists them")
-        if len(hits) > 1:
-            raise LookupError(f"{prefix!r} matches {len(hits)} sessions; type more of the id")
-        entry["current"] = hits[0]["id"]
-        self._save(chat_key, entry)
-        return hits[0]
-
-    def set_persona(self, chat_key: str, name: str | None) -> None:
-        entry = self._entry(chat_key)
-        entry["persona"] = name
-        self._save(chat_key, entry)
-
-    def chat_of_session(self, session_id: str) -> str | None:
-        """The chat key that owns ``session_id`` (for approvals and proactive messages)."""
-        for key, entry in self.kernel.state.kv_items(self.namespace).items():
-            if any(s["id"] == session_id for s in entry.get("sessions", [])):
-                return key
-        return None
-
-
-def parse_command(text: str, bot_name: str = "") -> tuple[str, str] | None:
-    """``/switch@oxios_bot abc`` -> ("switch", "abc"); not a command -> None."""
-    match = re.match(r"^/([A-Za-z_]+)(?:@(\w+))?(?:\s+(.*))?$", text.strip(), re.S)
-    if not match:
-        return None
-    if match.group(2) and bot_name and match.group(2).lower() != bot_name.lower():
-        return None  # addressed to another bot in a group
-    return match.group(1).lower(), (match.group(3) or "").strip()
-
-
-async def handle_command(kernel: Any, sessions: ChatSessions, chat_key: str, command: str, arg: str) -> str | None:
-    """Answer a shared slash command; ``None`` when it is not one of ours."""
-    if command in ("help", "start"):
-        return HELP_TEXT
-    if command == "new":
-        sessions.new(chat_key, arg)
-        return "New session started" + (f": {arg}" if arg else "") + ". Your next message begins it."
-    if command == "sessions":
-        items = sessions.sessions(chat_key)
-        if not items:
-            return "No sessions yet in this chat."
-        current = sessions.current(chat_key)
-        return "\n".join(f"{'* ' if s['id'] == current else '  '}{s['id'][:8]} {s.get('title') or ''}".rstrip() for s in items)
-    if command == "switch":
-        try:
-            hit = sessions.switch(chat_key, arg)
-        except LookupError as err:
-            return str(err)
-        return f"Switched to session {hit['id'][:8]}."
-    if command == "cancel":
-        current = sessions.current(chat_key)
-        gateway = kernel.services.get("gateway")
-        if current and gateway is not None and await resolve(gateway.cancel(current)):
-            return "Cancelled."
-        return "Nothing is running."
-    if command == "status":
-        st = kernel.status()
-        return f"Oxios {st['version']}: {st['status']}, up {st['uptime']}, plugins: {', '.join(st['plugins']) or 'none'}"
-    if command == "persona":
-        if not arg:
-            return f"Persona: {sessions.persona(chat_key) or 'default'}. Use /persona NAME to change it."
-        personas = kernel.services.get("personas")
-        if personas is not None:
-            names = {p["name"].lower() for p in await resolve(personas.list())}
-            if arg.lower() not in names:
-                return f"No persona named {arg!r}. Known: {', '.join(sorted(names))}"
-        sessions.set_persona(chat_key, arg)
-        return f"Persona set to {arg}."
-    return None
-
+__all__ = [
+    "HELP_TEXT",
+    "ChatChannel",
+    "ChatForm",
+    "ChatSessions",
+    "ChatSettings",
+    "Inbound",
+    "Press",
+    "ReplyStreamer",
+    "authorize",
+    "handle_command",
+    "parse_command",
+    "retry_after_secs",
+    "send_tool",
+    "split_message",
+]
 
 # ---------------------------------------------------------------------------
 # authorization
@@ -178,9 +58,24 @@ async def handle_command(kernel: Any, sessions: ChatSessions, chat_key: str, com
 
 
 def authorize(
-    kernel: Any, channel: str, user_id: str, allowed: list[str], *, use_pairing: bool = False, name: str = "", where: str = ""
+    kernel: Any,
+    channel: str,
+    user_id: str,
+    allowed: list[str],
+    *,
+    use_pairing: bool = False,
+    offer_code: bool = True,
+    name: str = "",
+    where: str = "",
+    publish: bool = True,
 ) -> tuple[bool, str | None]:
-    """(allowed?, pairing code to send or None). Unknown senders are audited."""
+    """(allowed?, pairing code to send or None). Unknown senders are audited.
+
+    With ``use_pairing`` paired senders are let in, and a stranger gets a code
+    when ``offer_code`` (a private chat: a code is never posted in a group).
+    ``publish=False`` leaves the ``channel.unauthorized`` event to the caller,
+    which publishes it once it has done everything it will do for that sender.
+    """
     user_id = str(user_id)
     if user_id in {str(a) for a in allowed} or (use_pairing and pairing.is_paired(kernel.state, channel, user_id)):
         return True, None
@@ -197,128 +92,10 @@ def authorize(
             )
         except Exception:  # auditing must not take the channel down
             log.exception("audit append failed")
-    kernel.publish("channel.unauthorized", channel=channel, user_id=user_id)
-    code = pairing.request_code(kernel.state, channel, user_id, name=name) if use_pairing else None
+    if publish:
+        kernel.publish("channel.unauthorized", channel=channel, user_id=user_id, where=where)
+    code = pairing.request_code(kernel.state, channel, user_id, name=name) if use_pairing and offer_code else None
     return False, code
-
-
-# ---------------------------------------------------------------------------
-# splitting and streaming
-# ---------------------------------------------------------------------------
-
-_FENCE = re.compile(r"^```(\S*)\s*$")
-
-
-def split_message(text: str, limit: int) -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` characters.
-
-    Prefers paragraph, then line, then word boundaries. A chunk that ends
-    inside a fenced code block is closed with a fence and the next chunk
-    reopens it (with its language), so every chunk renders on its own.
-    """
-    if limit < 20:
-        raise ValueError("limit too small to split sensibly")
-    if len(text) <= limit:
-        return [text] if text else []
-    chunks: list[str] = []
-    reopen = ""
-    rest = text
-    while rest:
-        budget = limit - len(reopen) - 4  # room for a closing fence
-        if len(reopen) + len(rest) <= limit:
-            chunks.append(reopen + rest)
-            break
-        cut = _cut_point(rest, budget)
-        piece, rest = rest[:cut], rest[cut:].lstrip("\n")
-        body = reopen + piece
-        lang = _open_fence(body)
-        if lang is not None:
-            body = body.rstrip("\n") + "\n```"
-            reopen = f"```{lang}\n"
-        else:
-            reopen = ""
-        chunks.append(body)
-    return chunks
-
-
-def _cut_point(text: str, budget: int) -> int:
-    window = text[:budget]
-    for sep in ("\n\n", "\n", " "):
-        idx = window.rfind(sep)
-        if idx > budget // 3:
-            return idx + len(sep)
-    return budget
-
-
-def _open_fence(text: str) -> str | None:
-    """The language of a code block left open at the end of ``text``, or None."""
-    lang: str | None = None
-    for line in text.splitlines():
-        m = _FENCE.match(line.strip())
-        if m:
-            lang = None if lang is not None else m.group(1)
-    return lang
-
-
-SendFn = Callable[[str], Awaitable[Any]]
-EditFn = Callable[[Any, str], Awaitable[Any]]
-
-
-class ReplyStreamer:
-    """Stream a reply into one message, edited at most every ``interval`` seconds.
-
-    ``send(text) -> handle`` posts a new message; ``edit(handle, text)``
-    replaces its text. Past ``limit`` characters the reply continues in new
-    messages. Identical edits are skipped (platforms reject them).
-    """
-
-    def __init__(self, send: SendFn, edit: EditFn, *, limit: int, interval: float = 1.0, placeholder: str = "…") -> None:
-        self.send, self.edit = send, edit
-        self.limit, self.interval, self.placeholder = limit, interval, placeholder
-        self.text = ""
-        self._handles: list[Any] = []
-        self._shown: list[str] = []
-        self._last_edit = 0.0
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        self._handles.append(await self.send(self.placeholder))
-        self._shown.append(self.placeholder)
-
-    async def on_token(self, token: str) -> None:
-        self.text += token
-        if time.monotonic() - self._last_edit >= self.interval:
-            await self._render(final=False)
-
-    async def finish(self, final_text: str | None = None) -> None:
-        if final_text is not None:
-            self.text = final_text
-        await self._render(final=True)
-
-    async def _render(self, *, final: bool) -> None:
-        async with self._lock:
-            self._last_edit = time.monotonic()
-            text = self.text if self.text.strip() else ("(no answer)" if final else self.placeholder)
-            chunks = split_message(text, self.limit) if final else self._live_chunks(text)
-            for i, chunk in enumerate(chunks):
-                if i < len(self._handles):
-                    if self._shown[i] != chunk:
-                        await self.edit(self._handles[i], chunk)
-                        self._shown[i] = chunk
-                else:
-                    self._handles.append(await self.send(chunk))
-                    self._shown.append(chunk)
-
-    def _live_chunks(self, text: str) -> list[str]:
-        # While streaming, show the tail in the current message with a cursor.
-        chunks = split_message(text, self.limit - 2)
-        if chunks:
-            chunks[-1] += " ▌"
-        return chunks
-
-    @property
-    def messages(self) -> list[Any]:
-        return list(self._handles)
 
 
 # ---------------------------------------------------------------------------
@@ -349,27 +126,42 @@ class Inbound(msgspec.Struct, kw_only=True):
     commands: bool = True  # whether a leading "/" may be a command (not for captions)
     chat_id: str = ""
     thread_id: str = ""
+    private: bool = False  # a one-to-one chat: the only place a pairing code is sent
+
+
+class Press(msgspec.Struct, kw_only=True):
+    """What became of a pressed question button."""
+
+    ok: bool
+    notice: str
+    form: ChatForm | None = None
+    complete: bool = False
 
 
 Reply = Callable[[str], Awaitable[Any]]
+OutgoingFile = tuple[str, bytes]  # (file name, content)
 
 
 class ChatChannel:
     """What Telegram, Discord and the next chat channel share.
 
     A subclass connects to its platform and calls :meth:`receive` for each
-    message; it implements ``streamer(inbound)`` (a :class:`ReplyStreamer`
-    bound to the chat) and ``offer_approval(chat_key, approval_id, text)``.
+    message. It implements ``streamer(inbound)`` (a :class:`ReplyStreamer`
+    bound to the chat), ``offer_approval(chat_key, approval_id, text)``,
+    ``offer_question(form, index)`` (a question with its buttons) and
+    ``post(chat_key, text, files)`` (proactive text and files).
     """
 
     name = "chat"
     supports_streaming = True
+    outgoing_file_limit = 50 * 1024 * 1024  # what the platform accepts from a bot
 
     def __init__(self, kernel: Any, settings: ChatSettings, token: str) -> None:
         self.kernel = kernel
         self.settings = settings
         self._token = token
         self.sessions = ChatSessions(kernel, self.name)
+        self.forms = ChatForms(kernel, self.name)
         self.gateway: Any = None
         self.state = "stopped"
         self.detail = ""
@@ -380,16 +172,28 @@ class ChatChannel:
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "detail": self.detail}
 
-    def allowed(self, user_id: str, name: str = "", where: str = "") -> tuple[bool, str | None]:
+    def allowed(self, user_id: str, name: str = "", where: str = "", *, private: bool = False) -> tuple[bool, str | None]:
+        """Is this sender let in? A stranger in a private chat gets a pairing code when pairing is on."""
         return authorize(
             self.kernel,
             self.name,
             user_id,
             [str(u) for u in self.settings.allowed_users],
             use_pairing=self.settings.pairing,
+            offer_code=private,
             name=name,
             where=where,
+            publish=False,
         )
+
+    def refused(self, user_id: str, where: str = "") -> None:
+        """Publish ``channel.unauthorized``: the channel has done all it will for this sender."""
+        self.kernel.publish("channel.unauthorized", channel=self.name, user_id=str(user_id), where=where)
+
+    def refuse_place(self, user_id: str, name: str, where: str) -> None:
+        """A message from a place (guild, channel) the channel does not serve: audited, never answered."""
+        authorize(self.kernel, self.name, user_id, [], name=name, where=where, publish=False)
+        self.refused(user_id, where)
 
     def streamer(self, inbound: Inbound) -> ReplyStreamer:
         raise NotImplementedError
@@ -397,16 +201,27 @@ class ChatChannel:
     async def offer_approval(self, chat_key: str, approval_id: str, text: str) -> None:
         raise NotImplementedError
 
+    async def offer_question(self, form: ChatForm, index: int) -> None:
+        raise NotImplementedError
+
+    async def post(self, chat_key: str, text: str, files: list[OutgoingFile]) -> list[Any]:
+        raise NotImplementedError
+
+    # -- incoming -------------------------------------------------------------
+
     async def receive(
         self, inbound: Inbound, reply: Reply, save_files: Callable[[], Awaitable[list[Attachment] | None]] | None = None
     ) -> None:
         """Authorize, answer commands, take files, then answer through the gateway (one at a time per chat)."""
-        ok, code = self.allowed(inbound.user_id, inbound.user_name, inbound.chat_key)
+        ok, code = self.allowed(inbound.user_id, inbound.user_name, inbound.chat_key, private=inbound.private)
         if not ok:
-            if code:
-                await reply(f"To talk to Oxios, ask its owner to run:\noxios pairing approve {code}")
-            elif self.settings.refusal_message:
-                await reply(self.settings.refusal_message)
+            try:
+                if code:
+                    await reply(f"To talk to Oxios, ask its owner to run:\noxios pairing approve {code}")
+                elif self.settings.refusal_message:
+                    await reply(self.settings.refusal_message[:200])
+            finally:
+                self.refused(inbound.user_id, inbound.chat_key)
             return
         text = inbound.text
         command = parse_command(text, getattr(self, "bot_name", "")) if inbound.commands else None
@@ -429,9 +244,18 @@ class ChatChannel:
                 text = (text + "\n\n" if text else "") + f"[The user sent a file; it is saved in the workspace at {item.path}]"
         if not text.strip():
             return
+        form = self.forms.for_chat(inbound.chat_key)
+        if form is not None:  # a typed message answers the open interview questions
+            self.forms.drop(form.id)
+            if form.session_id == self.sessions.current(inbound.chat_key):
+                text = form.compose(text)
+        await self.answer(inbound, text, attachments)
+
+    async def answer(self, inbound: Inbound, text: str, attachments: list[Attachment] | None = None) -> None:
+        """Answer ``text`` in the inbound's chat; one answer at a time per chat, topics and threads side by side."""
         lock = self._chat_locks.setdefault(inbound.chat_key, asyncio.Lock())
-        async with lock:  # one answer at a time per chat; topics and threads run side by side
-            task = asyncio.create_task(self._answer(inbound, text, attachments))
+        async with lock:
+            task = asyncio.create_task(self._answer(inbound, text, attachments or []))
             self._inflight[inbound.chat_key] = task
             try:
                 # wait() rather than await: a cancelled answer must not cancel the platform's handler.
@@ -460,7 +284,78 @@ class ChatChannel:
             # The gateway has persisted the cancelled turn; show what was written so far.
             await asyncio.shield(streamer.finish((streamer.text + "\n\n(cancelled)").strip()))
             raise
+        form = self._interview_form(inbound, result)
+        if form is not None and await self._ask(form, streamer):
+            return
         await streamer.finish(result.response or (f"Sorry, that failed: {result.error}" if result.error else ""))
+
+    # -- interview questions ------------------------------------------------------
+
+    def _interview_form(self, inbound: Inbound, result: Any) -> ChatForm | None:
+        """The interview's structured questions, when the answer is the protocol asking some."""
+        if getattr(result, "phase_reached", "") != "Interview" or getattr(result, "error", None):
+            return None
+        ouroboros = self.kernel.services.get("ouroboros")
+        questions_of = getattr(ouroboros, "pending_questions", None)
+        if questions_of is None:
+            return None
+        return form_from_interview(
+            questions_of(result.session_id),
+            chat_key=inbound.chat_key,
+            session_id=result.session_id,
+            chat_id=inbound.chat_id,
+            thread_id=inbound.thread_id,
+        )
+
+    async def _ask(self, form: ChatForm, streamer: ReplyStreamer) -> bool:
+        """Show each question as a message with buttons; False (and plain text instead) when the platform cannot."""
+        self.forms.open(form)
+        try:
+            await streamer.finish(INTRO)
+            for index in range(len(form.questions)):
+                await self.offer_question(form, index)
+        except Exception as err:
+            if not isinstance(err, NotImplementedError):
+                log.warning("%s: could not show the questions with buttons (%s); sending them as text", self.name, err)
+            self.forms.drop(form.id)
+            return False
+        return True
+
+    def press_question(self, user_id: str, name: str, chat_key: str, form_id: str, index: int, token: str) -> Press:
+        """Record a question button press by ``user_id`` in ``chat_key``; only authorized senders may answer."""
+        ok, _ = self.allowed(user_id, name, "question")
+        if not ok:
+            self.refused(user_id, "question")
+            return Press(ok=False, notice="You are not allowed to answer this.")
+        form = self.forms.get(form_id)
+        if form is None or form.chat_key != chat_key:
+            return Press(ok=False, notice="These questions are closed.")
+        if self.sessions.current(chat_key) != form.session_id:
+            self.forms.drop(form.id)
+            return Press(ok=False, notice="These questions belong to an earlier session.")
+        try:
+            notice = form.press(index, token)
+        except ValueError as err:
+            return Press(ok=False, notice=str(err))
+        complete = form.complete()
+        if complete:
+            self.forms.drop(form.id)  # before any await: a second press cannot send the answers twice
+        else:
+            self.forms.save(form)
+        return Press(ok=True, notice=notice, form=form, complete=complete)
+
+    async def send_answers(self, form: ChatForm, user_id: str, user_name: str = "") -> None:
+        """Every question was answered by a button: the answers go to the agent as one message."""
+        inbound = Inbound(
+            chat_key=form.chat_key,
+            user_id=user_id,
+            user_name=user_name,
+            chat_id=form.chat_id,
+            thread_id=form.thread_id,
+        )
+        await self.answer(inbound, form.compose())
+
+    # -- files ----------------------------------------------------------------------
 
     async def upload_target(self, chat_key: str, filename: str) -> tuple[Path | None, str]:
         """Where an incoming file goes (workspace/uploads/<channel>/<chat>/), or why it may not."""
@@ -482,19 +377,65 @@ class ChatChannel:
             size=target.stat().st_size,
         )
 
-    async def readable(self, path: str) -> Path:
-        """A workspace file an agent wants to send out; PermissionError when policy says no."""
-        target = Path(path)
-        if not target.is_absolute():
-            target = self.kernel.paths.workspace / target
-        verdict = await self.kernel.check_action(Action(kind="path", path=str(target), access="read"), self.kernel.context())
-        if verdict.verdict != "allow":
-            raise PermissionError(verdict.reason)
-        return target
+    async def outgoing_file(self, path: str, context: ActionContext) -> OutgoingFile:
+        """A file to send out, read as ``context`` may read it (policy, then the sandbox at use time)."""
+        target = _resolve_path(path, context.workspace or str(self.kernel.paths.workspace))
+        verdict = await self.kernel.authorize(Action(kind="path", path=str(target), access="read"), context)
+        if not verdict.allowed:
+            raise PermissionError(f"read access to {path} denied: {verdict.reason}")
+        return target.name, await asyncio.to_thread(_read_limited, context, target, self.outgoing_file_limit)
 
     @property
     def file_limit(self) -> int:
         return int(self.settings.max_file_mb * 1024 * 1024)
+
+    # -- outgoing ---------------------------------------------------------------------
+
+    def chat_key_for(self, chat_id: str, thread_id: str = "") -> str:
+        """The chat key of a delivery address (``CHAT`` or ``CHAT/THREAD``)."""
+        chat_id, thread_id = str(chat_id).strip(), str(thread_id or "").strip()
+        return f"{chat_id}/{thread_id}" if thread_id and "/" not in chat_id else chat_id
+
+    def known_chat(self, chat_key: str) -> bool:
+        """A chat Oxios has talked in, or an allowed or paired sender's own chat."""
+        chat = chat_key.partition("/")[0]
+        known = {k.partition("/")[0] for k in self.kernel.state.kv_items(self.sessions.namespace)}
+        known |= {str(u) for u in self.settings.allowed_users}
+        return chat in known or pairing.is_paired(self.kernel.state, self.name, chat)
+
+    def _require_running(self) -> None:
+        if self.state != "running":
+            raise RuntimeError(f"{self.name} channel is not connected ({self.state}: {self.detail})")
+
+    async def send(self, outgoing: OutgoingMessage) -> list[Any]:
+        """Proactive message (cron, other agents): text and workspace files.
+
+        Returns the platform's message ids; raises when delivery failed (after
+        the platform client's retries), so the caller can record it.
+        """
+        self._require_running()
+        if not outgoing.chat_id:
+            raise ValueError(f"{self.name} delivery needs a chat_id")
+        context = self.kernel.context(session_id=outgoing.session_id or "", interactive=False)
+        files = [await self.outgoing_file(a.path, context) for a in outgoing.attachments]
+        return await self.post(self.chat_key_for(outgoing.chat_id, outgoing.thread_id), outgoing.content, files)
+
+    async def deliver(self, context: ActionContext, *, text: str = "", path: str = "", chat: str = "") -> str:
+        """The ``<channel>_send`` tool: post text and/or a workspace file to a chat an agent may reach."""
+        self._require_running()
+        if chat.strip():
+            chat_key = chat.strip()
+            if not self.known_chat(chat_key):
+                raise PermissionError(f"{chat_key} is not a chat Oxios talks in (only chats with a session or allowed users)")
+        else:
+            chat_key = self.sessions.chat_of_session(context.session_id) if context.session_id else None
+            if chat_key is None:
+                raise LookupError(f"this session did not start in {self.name}; name the chat to send to")
+        files = [await self.outgoing_file(path, context)] if path.strip() else []
+        if not text.strip() and not files:
+            raise ValueError("nothing to send: give text, a path, or both")
+        ids = await self.post(chat_key, text, files)
+        return f"delivered to {self.name} chat {chat_key} ({len(ids)} message{'s' if len(ids) != 1 else ''})"
 
     # -- approvals ----------------------------------------------------------------
 
@@ -516,20 +457,82 @@ class ChatChannel:
                 except Exception:
                     log.exception("%s: could not post an approval request", self.name)
 
-    async def answer_approval(self, user_id: str, name: str, verb: str, approval_id: str) -> tuple[bool, str]:
-        """Resolve an approval from a button press; only authorized senders may."""
+    async def answer_approval(
+        self, user_id: str, name: str, verb: str, approval_id: str, chat_key: str | None = None
+    ) -> tuple[bool, str]:
+        """Resolve an approval from a button press; only authorized senders may, in the chat it was asked in."""
         ok, _ = self.allowed(user_id, name, "approval")
         if not ok:
+            self.refused(user_id, "approval")
             return False, "You are not allowed to answer this."
         approvals = self.kernel.services.get("approvals")
         if verb not in ("approve", "reject") or approvals is None:
             return False, "Unknown or expired request."
+        if chat_key is not None:
+            try:
+                session_id = (await resolve(approvals.get(approval_id))).get("session_id") or ""
+            except Exception:
+                return False, "Unknown or expired request."
+            if self.sessions.chat_of_session(session_id) != chat_key:
+                return False, "This request belongs to another chat."
         try:
-            await resolve(getattr(approvals, verb)(approval_id, by=f"{self.name}:{user_id}"))
+            done = await resolve(getattr(approvals, verb)(approval_id, by=f"{self.name}:{user_id}"))
         except Exception as err:
             return False, f"Could not {verb}: {err}"
+        if done is False:
+            return False, "This request was already answered or has expired."
         return True, "Approved." if verb == "approve" else "Rejected."
 
     def cancel_inflight(self) -> None:
         for task in list(self._inflight.values()):
             task.cancel()
+
+
+def _resolve_path(path: str, workspace: str) -> Path:
+    target = Path(os.path.expanduser(path))
+    return target if target.is_absolute() else Path(workspace) / target
+
+
+def _read_limited(context: ActionContext, path: Path, limit: int) -> bytes:
+    # Opened through the caller's sandbox: a symlink swapped in after the policy check is refused.
+    from .security.sandbox import open_checked
+
+    with open_checked(context, path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise ValueError(f"{path.name} is too large to send ({size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB)")
+        return fh.read()
+
+
+# ---------------------------------------------------------------------------
+# the agent's tool
+# ---------------------------------------------------------------------------
+
+
+def send_tool(kernel: Any, channel_name: str) -> Callable[..., Awaitable[ToolResult]]:
+    """The ``<channel_name>_send`` tool: an agent posts text and/or a workspace file to a chat.
+
+    Without ``chat`` it answers into the chat its session came from; with one,
+    any chat the channel already talks in (cron and other agents deliver
+    this way). The result says whether delivery worked, and why not.
+    """
+
+    async def send(context: ActionContext, text: str = "", path: str = "", chat: str = "") -> ToolResult:
+        channel = kernel.channels.get(channel_name)
+        if channel is None:
+            return ToolResult.error(f"{channel_name} is not connected")
+        try:
+            return ToolResult(content=await channel.deliver(context, text=text, path=path, chat=chat))
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            return ToolResult.error(f"not delivered: {err}")
+
+    send.__name__ = f"{channel_name}_send"
+    send.__doc__ = (
+        f"Send a message and/or a file from the workspace to a {channel_name.capitalize()} chat. "
+        "text: the message (Markdown); path: a workspace file to attach; "
+        "chat: leave empty for the chat this conversation came from, or give a chat id Oxios already talks in. "
+        "Says whether it was delivered."
+    )
+    return send

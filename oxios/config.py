@@ -8,9 +8,10 @@ refuses to start rather than guess.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -125,10 +126,14 @@ class MemoryConfig(Section):
     embedder: str = "hashing"
     hot_token_budget: int = 3000
     recall_token_budget: int = 1500
+    # "auto": the embedder's own recommendation (cosines mean different things to different embedders).
+    recall_min_similarity: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | Literal["auto"] = "auto"
     decay_threshold: float = 0.05
     dream_interval_hours: int = 24
     dream_after_sessions: int = 20
     embedding_dim: int = 384
+    # How the vector index stores vectors: f16 halves f32's memory at the same recall (bench/memory.py).
+    vector_dtype: Literal["f32", "f16", "i8"] = "f16"
     dream_summarizer: Literal["auto", "extractive"] = "auto"
 
 
@@ -421,6 +426,25 @@ def _check_named_tables(tree: dict[str, Any], sources: dict[str, str]) -> None:
                     message = "unknown key (check the spelling)"
                 key = f"{dotted}.{name}" + (f".{field}" if field else "")
                 raise ConfigError(f"{key}: {message} (from {_source_of(f'{dotted}.{name}', sources)})") from None
+
+
+# Config keys whose values are credentials: shown as REDACTED by `oxios config show` and the web API.
+REDACTED = "***"
+_SECRET_KEY = re.compile(r"(?i)(api_?key|token|secret|password|passphrase|authorization|credential)")
+_SECRET_TABLES = {"env", "headers"}  # every value inside is treated as a secret
+
+
+def redact_tree(node: Any, key: str = "") -> Any:
+    """``node`` (plain data) with every credential replaced by :data:`REDACTED` (``*_env`` names stay)."""
+    if isinstance(node, dict):
+        if key in _SECRET_TABLES:
+            return {k: REDACTED if v else v for k, v in node.items()}
+        return {k: redact_tree(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [redact_tree(v, key) for v in node]
+    if isinstance(node, str) and node and _SECRET_KEY.search(key) and not key.endswith("_env"):
+        return REDACTED
+    return node
 
 
 def get_key(config: Config, key: str) -> Any:

@@ -25,12 +25,25 @@ MAX_LINE = 16 * 1024 * 1024
 class ControlError(Exception):
     """The daemon answered with an error, or could not be reached.
 
-    ``type`` is the class name of the daemon-side error (``ConfigError`` ...), empty when unreachable.
+    ``type`` is the class name of the daemon-side error (``ConfigError`` ...), empty when unreachable;
+    ``kind`` what it means for the caller (``invalid`` input, ``not_found``, ``forbidden`` or ``error``),
+    so the CLI exits the same way whether it ran a command itself or through the daemon.
     """
 
-    def __init__(self, message: str, type: str = "") -> None:
+    def __init__(self, message: str, type: str = "", kind: str = "error") -> None:
         super().__init__(message)
         self.type = type
+        self.kind = kind
+
+
+def error_kind(err: BaseException) -> str:
+    if isinstance(err, LookupError):
+        return "not_found"
+    if isinstance(err, ValueError):
+        return "invalid"
+    if isinstance(err, PermissionError):
+        return "forbidden"
+    return "error"
 
 
 class ControlServer:
@@ -83,7 +96,7 @@ class ControlServer:
             return {"result": await resolve(fn(**params))}
         except Exception as err:
             log.warning("control method %s failed: %s", method, err)
-            return {"error": str(err), "type": type(err).__name__}
+            return {"error": str(err), "type": type(err).__name__, "kind": error_kind(err)}
 
 
 def _default(value: Any) -> Any:
@@ -114,5 +127,5 @@ def call(path: Path, method: str, timeout: float = 30.0, **params: Any) -> Any:
     except ValueError:
         raise ControlError("the daemon closed the connection without answering") from None
     if "error" in reply:
-        raise ControlError(reply["error"], reply.get("type", ""))
+        raise ControlError(reply["error"], reply.get("type", ""), reply.get("kind", "error"))
     return reply.get("result")

@@ -288,7 +288,9 @@ def _start_up_exit(paths: Paths, code: int) -> str:
     if errors:
         return errors[-1]
     if not tail:
-        return f"the daemon exited during start-up (code {code}) without output{_disk_hint(paths)}; `oxios --foreground` shows why"
+        return (
+            f"the daemon exited during start-up (code {code}) without output{_disk_hint(paths)}; `oxios --foreground` shows why"
+        )
     return "the daemon exited during start-up:\n  " + "\n  ".join(tail[-5:])
 
 

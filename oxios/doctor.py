@@ -99,7 +99,7 @@ def _api_keys(config: Any) -> Iterable[Finding]:
             "api keys",
             "warn",
             "no LLM provider is usable: agents cannot think",
-            NO_PROVIDER_HELP.replace("\n", " ").replace("  ", " "),
+            NO_PROVIDER_HELP,
         )
 
 
@@ -111,8 +111,20 @@ def _port(config: Any) -> Iterable[Finding]:
     from .kernel import Paths
 
     host, port = config.gateway.host, config.gateway.port
-    if is_running(Paths.from_config(home_dir(), config)):
-        yield Finding("port", "ok", f"{host}:{port} is served by the running daemon")
+    paths = Paths.from_config(home_dir(), config)
+    if is_running(paths):
+        web = _web_channel(paths.socket)
+        if web.get("state") == "failed":
+            # The daemon runs without its web UI: something else held the port when it started.
+            yield Finding(
+                "port",
+                "error",
+                f"the daemon runs, but its web UI could not listen on {host}:{port}: {web.get('detail')}",
+                f"stop what listens there (`lsof -i :{port}`) and `oxios restart`, "
+                f"or `oxios config set gateway.port {port + 1}` and `oxios restart`",
+            )
+        else:
+            yield Finding("port", "ok", f"{host}:{port} is served by the running daemon")
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -126,6 +138,17 @@ def _port(config: Any) -> Iterable[Finding]:
                 f"{host}:{port} is in use ({err.strerror})",
                 f"stop what listens there (`lsof -i :{port}`) or `oxios config set gateway.port {port + 1}`",
             )
+
+
+def _web_channel(control_socket: Any) -> dict[str, Any]:
+    """The running daemon's web channel state (``{}`` when it does not answer or has no web channel)."""
+    from .control import ControlError, call
+
+    try:
+        web = (call(control_socket, "status", timeout=10).get("channels") or {}).get("web")
+    except ControlError:
+        return {}
+    return web if isinstance(web, dict) else {}
 
 
 def run(overrides: dict[str, Any] | None = None) -> list[Finding]:

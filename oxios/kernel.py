@@ -129,6 +129,8 @@ class Kernel:
     """The facade. Construct, ``await start()``, use, ``await stop()``."""
 
     version = __version__
+    # How long a channel's start() may take before it is reported failed and the daemon goes on without it.
+    channel_start_timeout: float = 30.0
 
     def __init__(
         self, config: Config, home: Path, *, plugins: PluginManager | None = None, overrides: dict[str, Any] | None = None
@@ -243,15 +245,33 @@ class Kernel:
         return register
 
     async def _start_channels(self) -> None:
+        """Start every channel at once; one that fails or hangs is reported, never blocks the others or the daemon."""
         gateway = self.services.get("gateway")
-        for name, channel in list(self.channels.items()):
-            try:
-                await channel.start(gateway)
-                self.events.publish("channel.started", channel=name)
-            except Exception as err:
-                log.exception("channel %s failed to start", name)
-                self.channel_errors[name] = f"{type(err).__name__}: {err}"
-                self.events.publish("channel.failed", channel=name, error=str(err))
+        starts = {
+            name: asyncio.create_task(self._start_channel(name, channel, gateway), name=f"channel-start:{name}")
+            for name, channel in self.channels.items()
+        }
+        if not starts:
+            return
+        _done, hanging = await asyncio.wait(starts.values(), timeout=self.channel_start_timeout)
+        for name, task in starts.items():
+            if task in hanging:
+                task.cancel()
+                error = f"did not start within {self.channel_start_timeout:g}s (its start() never returned)"
+                log.error("channel %s %s", name, error)
+                self.channel_errors[name] = error
+                self.events.publish("channel.failed", channel=name, error=error)
+        if hanging:
+            await asyncio.wait(hanging, timeout=1)  # let the cancelled starts unwind; a start that ignores it is left
+
+    async def _start_channel(self, name: str, channel: Any, gateway: Any) -> None:
+        try:
+            await channel.start(gateway)
+            self.events.publish("channel.started", channel=name)
+        except Exception as err:
+            log.exception("channel %s failed to start", name)
+            self.channel_errors[name] = f"{type(err).__name__}: {err}"
+            self.events.publish("channel.failed", channel=name, error=str(err))
 
     # -- facade: events -----------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import re
+import sys
 from pathlib import Path
 
 LOG_FILE = "oxios.log"
@@ -15,6 +16,7 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
     re.compile(r"(?i)((?:api[_-]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"),
     re.compile(r"\b\d{6,12}:[A-Za-z0-9_\-]{30,}\b"),  # Telegram bot tokens
+    re.compile(r"oxt_[A-Za-z0-9_\-]{16,}"),  # Oxios API tokens, wherever they appear
 ]
 
 
@@ -29,6 +31,23 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class LogFileHandler(logging.handlers.RotatingFileHandler):
+    """The rotated log file; when it cannot be written (a full disk), one line on stderr instead of a traceback per record."""
+
+    _warned = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        err = sys.exc_info()[1]
+        reason = getattr(err, "strerror", None) or err
+        try:
+            sys.stderr.write(f"oxios: cannot write the log file {self.baseFilename}: {reason}\n")
+        except (OSError, ValueError):
+            pass
+
+
 def setup(log_dir: Path, level: str = "info", *, to_stderr: bool = False) -> Path:
     """Send logs to ``log_dir/oxios.log`` (5 MB x 5, rotated) and optionally stderr."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -38,7 +57,7 @@ def setup(log_dir: Path, level: str = "info", *, to_stderr: bool = False) -> Pat
         if getattr(handler, "_oxios", False):
             root.removeHandler(handler)
     fmt = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
+    file_handler = LogFileHandler(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
     file_handler.setFormatter(fmt)
     file_handler._oxios = True  # type: ignore[attr-defined]
     root.addHandler(file_handler)

@@ -3,7 +3,8 @@
 A tool is a typed function: its JSON schema comes from its type hints via
 msgspec, its description from its docstring. Arguments from a model are
 validated against the same types, so a bad call becomes a tool error the
-model can correct, never a crash.
+model can correct, never a crash. A tool may declare a role capability it
+needs (``capability="fork_agents"``); roles without it neither see nor call it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import msgspec
 
 from oxios_hookspecs import ActionContext, SafetyTier, ToolResult, ToolSpec
 
+from .security.rbac import TOOL_CAPABILITIES
+
 log = logging.getLogger(__name__)
 
 _CONTEXT_PARAM = "context"
@@ -27,7 +30,15 @@ _CONTEXT_PARAM = "context"
 class FunctionTool:
     """A tool made from a typed (async or sync) function."""
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None, tier: SafetyTier = "read", plugin: str = "") -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        tier: SafetyTier = "read",
+        plugin: str = "",
+        capability: str = "",
+    ) -> None:
         self.fn = fn
         hints = typing.get_type_hints(fn, include_extras=True)
         sig = inspect.signature(fn)
@@ -55,6 +66,7 @@ class FunctionTool:
             parameters=parameters,
             tier=tier,
             plugin=plugin,
+            capability=capability,
         )
 
     def parse_args(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -98,24 +110,38 @@ def _inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return resolve(root)
 
 
-def as_tool(obj: Any, *, name: str | None = None, tier: SafetyTier | None = None, plugin: str = "") -> Any:
+def as_tool(
+    obj: Any, *, name: str | None = None, tier: SafetyTier | None = None, plugin: str = "", capability: str | None = None
+) -> Any:
     """Accept a Tool-shaped object or a typed function, return a Tool."""
     if hasattr(obj, "spec") and hasattr(obj, "call"):
         if plugin and not obj.spec.plugin:
             obj.spec = msgspec.structs.replace(obj.spec, plugin=plugin)
+        if capability is not None:
+            obj.spec = msgspec.structs.replace(obj.spec, capability=capability)
         return obj
     if callable(obj):
-        return FunctionTool(obj, name=name, tier=tier or getattr(obj, "_oxios_tier", "read"), plugin=plugin)
+        return FunctionTool(
+            obj,
+            name=name,
+            tier=tier or getattr(obj, "_oxios_tier", "read"),
+            plugin=plugin,
+            capability=capability if capability is not None else getattr(obj, "_oxios_capability", ""),
+        )
     raise TypeError(f"not a tool: {obj!r} (expected a typed function or an object with spec and call)")
 
 
-def tool(*, tier: SafetyTier = "read", name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a function's tier (and name) for ``register(fn)``."""
+def tool(
+    *, tier: SafetyTier = "read", name: str | None = None, capability: str = ""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a function's tier (and name, and the role capability it needs) for ``register(fn)``."""
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn._oxios_tier = tier  # type: ignore[attr-defined]
         if name:
             fn._oxios_name = name  # type: ignore[attr-defined]
+        if capability:
+            fn._oxios_capability = capability  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -127,14 +153,21 @@ class ToolRegistry:
     collisions: list[dict[str, str]] = field(default_factory=list)
 
     def make_register(self, plugin: str) -> Callable[..., None]:
-        def register(obj: Any, *, tier: SafetyTier | None = None, name: str | None = None) -> None:
+        def register(obj: Any, *, tier: SafetyTier | None = None, name: str | None = None, capability: str | None = None) -> None:
             name = name or getattr(obj, "_oxios_name", None)
-            t = as_tool(obj, name=name, tier=tier, plugin=plugin)
+            t = as_tool(obj, name=name, tier=tier, plugin=plugin, capability=capability)
             self.add(t)
 
         return register
 
     def add(self, t: Any) -> bool:
+        """Add a tool (False on a name collision); raises ValueError for a capability roles do not have."""
+        capability = getattr(t.spec, "capability", "")
+        if capability and capability not in TOOL_CAPABILITIES:
+            # A misspelled capability would hide the tool from every role, admin included: say so at once.
+            raise ValueError(
+                f"tool {t.spec.name} needs unknown capability {capability!r}; capabilities: {', '.join(TOOL_CAPABILITIES)}"
+            )
         existing = self.tools.get(t.spec.name)
         if existing is not None:
             self.collisions.append({"tool": t.spec.name, "kept": existing.spec.plugin, "skipped": t.spec.plugin})

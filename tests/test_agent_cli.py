@@ -34,3 +34,30 @@ def test_budget_set_show_reserve_reset(oxios_cli: Any) -> None:
     result = oxios_cli("budget", "set")
     assert result.exit_code == 2 and "--max-tokens" in result.output
     assert json.loads(oxios_cli("budget", "reset", "agent-7").output)["reserved_tokens"] == 0
+
+
+def test_personas_add_edit_use_rm_are_audited(oxios_cli: Any, tmp_path: Any) -> None:
+    prompt = tmp_path / "prompt.md"
+    prompt.write_text("Answer in one line.")
+    added = oxios_cli("personas", "add", "Terse", "--prompt-file", str(prompt), "--tool", "tier:read", "--tool", "!grep")
+    assert added.exit_code == 0, added.output
+    shown = json.loads(oxios_cli("personas", "show", "terse").output)  # names match without case
+    assert shown["system_prompt"] == "Answer in one line." and shown["tools"] == ["tier:read", "!grep"]
+    assert oxios_cli("personas", "add", "terse", "--prompt", "x").exit_code == 2  # taken
+    assert oxios_cli("personas", "add", "Bad", "--prompt", "x", "--tool", "tier:nope").exit_code == 2
+    assert oxios_cli("personas", "edit", "Terse").exit_code == 2  # nothing to change
+    assert oxios_cli("personas", "edit", "Terse", "--all-tools", "--model", "m1").exit_code == 0
+    assert oxios_cli("personas", "use", "Terse").exit_code == 0
+    listed = json.loads(oxios_cli("personas", "list", "--json").output)
+    terse = next(p for p in listed if p["name"] == "Terse")
+    assert terse["active"] and terse["tools"] == [] and terse["model"] == "m1"
+    refused = oxios_cli("personas", "rm", "Review")
+    assert refused.exit_code == 2 and "built-in" in refused.output
+    assert oxios_cli("personas", "rm", "Terse").exit_code == 0
+    assert oxios_cli("personas", "show", "Terse").exit_code == 1
+    trail = json.loads(oxios_cli("audit", "export", "--format", "json").output)
+    assert [(e["action"], e["actor"]) for e in trail if e["action"].startswith("persona.")] == [
+        ("persona.create", "cli"),
+        ("persona.update", "cli"),
+        ("persona.delete", "cli"),
+    ]

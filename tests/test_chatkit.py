@@ -1,11 +1,12 @@
-"""Shared chat-channel pieces: splitting, pairing, commands."""
+"""Shared chat-channel pieces: splitting, streaming, pairing, commands, interview forms."""
 
 from __future__ import annotations
 
 import pytest
 
 from oxios import pairing
-from oxios.chatkit import ReplyStreamer, parse_command, split_message
+from oxios.chatforms import ChatForm, form_from_interview
+from oxios.chatkit import ChatSessions, ReplyStreamer, parse_command, split_message
 from oxios.state import StateStore
 
 
@@ -89,3 +90,150 @@ def test_pairing_cli(oxios_cli, oxios_home) -> None:
     out = oxios_cli("pairing", "approve", code)
     assert out.exit_code == 0 and "paired discord user 7" in out.output
     assert oxios_cli("pairing", "revoke", "discord", "7").exit_code == 0
+
+
+async def test_streamer_throttles_live_edits_to_the_interval() -> None:
+    sent: list[str] = []
+    edits: list[str] = []
+
+    async def send(text: str) -> int:
+        sent.append(text)
+        return 0
+
+    async def edit(handle: int, text: str) -> None:
+        edits.append(text)
+
+    streamer = ReplyStreamer(send, edit, limit=100, interval=3600.0)
+    await streamer.start()
+    for word in ["one ", "two ", "three"]:
+        await streamer.on_token(word)
+    assert edits == []  # within the interval after the placeholder: no edit yet
+    streamer._last_edit -= 3600  # an interval later
+    await streamer.on_token("!")
+    assert edits == ["one two three! ▌"]
+    await streamer.on_token("?")
+    assert len(edits) == 1
+    await streamer.finish()
+    assert edits[-1] == "one two three!?" and sent == ["…"]  # the final text always goes out
+
+
+class RateLimited(Exception):
+    retry_after = 3600
+
+
+async def test_a_failing_live_edit_never_reaches_the_agent() -> None:
+    edits: list[str] = []
+    failures = [RateLimited("429")]
+
+    async def send(text: str) -> str:
+        return "m1"
+
+    async def edit(handle: str, text: str) -> None:
+        edits.append(text)
+
+    async def live_edit(handle: str, text: str) -> None:
+        if failures:
+            raise failures.pop()
+        edits.append(text)
+
+    streamer = ReplyStreamer(send, edit, live_edit=live_edit, limit=100, interval=0.0)
+    await streamer.start()
+    await streamer.on_token("Hello")  # rate limited: swallowed, and live edits pause for retry_after
+    await streamer.on_token(" world")
+    assert edits == []
+    await streamer.finish()
+    assert edits == ["Hello world"]
+
+
+async def test_a_final_edit_that_fails_is_sent_as_a_new_message() -> None:
+    sent: list[str] = []
+
+    async def send(text: str) -> int:
+        sent.append(text)
+        return len(sent)
+
+    async def edit(handle: int, text: str) -> None:
+        raise RuntimeError("message to edit not found")
+
+    streamer = ReplyStreamer(send, edit, limit=100, interval=0.0)
+    await streamer.start()
+    await streamer.finish("the whole answer")
+    assert sent == ["…", "the whole answer"] and streamer.messages == [2]
+
+
+def test_retry_after_secs() -> None:
+    from datetime import timedelta
+
+    from oxios.chatkit import retry_after_secs
+
+    assert retry_after_secs(RateLimited()) == 3600.0
+    err = RuntimeError()
+    err.retry_after = timedelta(seconds=2.5)  # type: ignore[attr-defined]
+    assert retry_after_secs(err) == 2.5 and retry_after_secs(RuntimeError()) is None
+
+
+def form_with(*questions: dict) -> ChatForm:
+    form = form_from_interview(list(questions), chat_key="c", session_id="s", chat_id="c", thread_id="")
+    assert form is not None
+    return form
+
+
+def test_form_buttons_for_each_kind_of_question() -> None:
+    form = form_with(
+        {"text": "Language?", "kind": "single", "options": ["Python", "Rust"]},
+        {"text": "Targets?", "kind": "multi", "options": ["linux", "mac"]},
+        {"text": "Ship?", "kind": "yes_no"},
+        {"text": "Name?", "kind": "free"},
+    )
+    assert form.render(0) == ("1. Language?", [("Python", "0"), ("Rust", "1")])
+    assert form.render(1) == ("2. Targets?\n(pick any, then Done)", [("linux", "0"), ("mac", "1"), ("Done", "done")])
+    assert form.render(2) == ("3. Ship?", [("Yes", "0"), ("No", "1")])
+    assert form.render(3) == ("4. Name?\n(answer in a message)", [])
+    assert form.press(0, "1") == "Noted: Rust"
+    assert form.render(0) == ("1. Language?\n→ Rust", [])
+    assert form.press(0, "0") == "Already answered."  # a second press changes nothing
+    assert form.press(1, "1") == "Added: mac" and form.press(1, "0") == "Added: linux"
+    assert form.press(1, "0") == "Removed: linux"
+    assert form.render(1)[1][1] == ("✓ mac", "1")
+    assert form.press(1, "done") == "Noted: mac"
+    assert form.press(2, "0") == "Noted: Yes"
+    assert not form.complete()  # the free-text question needs a message
+    with pytest.raises(ValueError):
+        form.press(3, "0")  # a free-text question has no buttons
+    with pytest.raises(ValueError):
+        form.press(9, "0")
+    assert form.compose("notes.md") == (
+        "Answers to your questions:\n1. Language? -> Rust\n2. Targets? -> mac\n3. Ship? -> Yes\n4. Name? -> notes.md"
+    )
+
+
+def test_form_compose_marks_what_was_skipped() -> None:
+    form = form_with({"text": "Ship?", "kind": "yes_no"}, {"text": "Name?", "kind": "free"}, {"text": "Why?", "kind": "free"})
+    assert (
+        form.compose()
+        == "Answers to your questions:\n1. Ship? -> (skipped: assume)\n2. Name? -> (skipped: assume)\n3. Why? -> (skipped: assume)"
+    )
+    assert form.compose("just do it").endswith("3. Why? -> (see below)\n\njust do it")
+    assert (
+        form_from_interview([{"text": "Name?", "kind": "free"}], chat_key="c", session_id="s", chat_id="c", thread_id="") is None
+    )
+    assert form_from_interview([{"bad": 1}], chat_key="c", session_id="s", chat_id="c", thread_id="") is None
+
+
+class _Kernel:
+    def __init__(self, state: StateStore) -> None:
+        self.state = state
+
+
+def test_switch_needs_a_unique_prefix(tmp_path) -> None:
+    state = StateStore(tmp_path / "s.db")
+    sessions = ChatSessions(_Kernel(state), "telegram")
+    sessions.remember("42", "abc-111")
+    sessions.remember("42", "abd-222")
+    with pytest.raises(LookupError, match="matches 2 sessions"):
+        sessions.switch("42", "ab")
+    with pytest.raises(LookupError, match="no session"):
+        sessions.switch("42", "")
+    assert sessions.switch("42", "abd")["id"] == "abd-222" and sessions.current("42") == "abd-222"
+    assert sessions.chat_of_session("abc-111") == "42" and sessions.current("43") is None
+    state.close()

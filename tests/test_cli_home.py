@@ -133,6 +133,26 @@ def test_completion_scripts(oxios_cli, shell: str, marker: str) -> None:
     assert oxios_cli("completion", "tcsh").exit_code != 0
 
 
+def test_completion_script_completes_in_a_real_shell(oxios_home: Path) -> None:
+    """The bash script `oxios completion bash` prints must get answers back from `oxios` itself."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    bindir = oxios_home / "bin"
+    bindir.mkdir()
+    (bindir / "oxios").write_text(f'#!/bin/sh\nexec {sys.executable} -m oxios "$@"\n')
+    (bindir / "oxios").chmod(0o755)
+    env = {**os.environ, "OXIOS_HOME": str(oxios_home), "PATH": f"{bindir}:{os.environ['PATH']}", "OXIOS_LOAD_PLUGINS": ""}
+    script = 'source <(oxios completion bash); COMP_WORDS=(oxios cron tr); COMP_CWORD=2; _oxios_completion oxios; echo "${COMPREPLY[@]}"'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.split() == ["trigger"], done.stdout + done.stderr
+    assert "not supported" not in done.stderr
+
+
 def test_daemon_install_uninstall(oxios_cli, oxios_home: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     out = oxios_cli("daemon", "install")

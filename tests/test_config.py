@@ -129,6 +129,19 @@ def test_cli_config_commands(oxios_cli, oxios_home: Path) -> None:
     assert shown.exit_code == 2  # show refuses an invalid config too
 
 
+def test_cli_config_hides_credentials_unless_revealed(oxios_cli, oxios_home: Path) -> None:
+    secret = "sk-do-not-paste-me"
+    entry = f'{{kind = "openai", api_key = "{secret}", api_key_env = "LOCAL_KEY", base_url = "http://127.0.0.1:1/v1"}}'
+    written = oxios_cli("config", "set", "providers.local", entry)
+    assert written.exit_code == 0 and secret not in written.output
+    for args in (["show"], ["show", "--json"], ["get", "providers.local"], ["get", "providers.local.api_key"]):
+        out = oxios_cli("config", *args).output
+        assert secret not in out and "***" in out, args
+    assert "LOCAL_KEY" in oxios_cli("config", "show").output  # the name of a variable is no secret
+    assert oxios_cli("config", "get", "providers.local.api_key", "--reveal").output.strip() == secret
+    assert secret in oxios_cli("config", "show", "--json", "--reveal").output
+
+
 def test_bad_named_entries_are_named(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[providers.local]\nbase_url = "http://127.0.0.1:11434/v1"\n')

@@ -141,12 +141,13 @@ async def test_exec_output_truncated_with_marker(oxios_kernel_factory: Any) -> N
 
 async def test_exec_timeout_kills_process_group(oxios_kernel_factory: Any) -> None:
     script = "import subprocess, time; subprocess.Popen(['sleep', '300']); print('started', flush=True); time.sleep(300)"
-    async with oxios_kernel_factory(config={"exec": {"max_timeout_secs": 1}}) as kernel:
+    # 3 s, not 1: the script must get to print "started" on a loaded machine before the kill.
+    async with oxios_kernel_factory(config={"exec": {"max_timeout_secs": 3}}) as kernel:
         (kernel.paths.workspace / "slow.py").write_text(script)
         grant_exact(kernel, "python3", "slow.py")
         before = {p.pid for p in psutil.process_iter() if p.name() == "sleep"}
-        r = await call(kernel, "exec", binary="python3", args=["slow.py"], timeout_secs=999)  # clamped to 1 s
-        assert r.is_error and r.data["timed_out"] and "killed after the 1 s timeout" in r.content
+        r = await call(kernel, "exec", binary="python3", args=["slow.py"], timeout_secs=999)  # clamped to 3 s
+        assert r.is_error and r.data["timed_out"] and "killed after the 3 s timeout" in r.content
         assert "started" in r.content
         leftovers = [
             p for p in psutil.process_iter() if p.name() == "sleep" and p.pid not in before and p.status() != psutil.STATUS_ZOMBIE
@@ -165,7 +166,8 @@ def test_timeout_clamp_and_env_scrub(monkeypatch: pytest.MonkeyPatch) -> None:
     env = scrub_env(["MY_TOOL_HOME", "LD_PRELOAD"])  # a loader variable is dropped even when configured
     assert "LD_PRELOAD" not in env
     assert env["TERM"] == "dumb" and env["MY_TOOL_HOME"] == "/opt/tool"
-    assert "OPENAI_API_KEY" not in env and set(env) <= {"HOME", "USER", "LANG", "PATH", "TERM", "MY_TOOL_HOME"}
+    hooks_off = {"GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0"}  # git run by agents runs no hooks
+    assert "OPENAI_API_KEY" not in env and set(env) <= {"HOME", "USER", "LANG", "PATH", "TERM", "MY_TOOL_HOME", *hooks_off}
 
 
 async def test_exec_env_is_scrubbed(oxios_kernel: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,6 +77,14 @@ def test_config_jobs_are_read_only_from_the_cli(oxios_cli, oxios_home) -> None:
     assert oxios_cli("cron", "pause", "morning_news").exit_code == 0
 
 
+def test_list_says_why_a_job_is_paused(oxios_cli, oxios_home) -> None:
+    """docs/cron.md: an invalid config job is kept, paused, and `oxios cron list` shows the reason."""
+    (oxios_home / "config.toml").write_text('[cron.jobs.moon]\nschedule = "0 9 * * *"\ngoal = "g"\ntimezone = "Mars/Base"\n')
+    listed = oxios_cli("cron", "list")
+    assert listed.exit_code == 0
+    assert "moon is paused: invalid: timezone: unknown timezone 'Mars/Base'" in listed.output
+
+
 @pytest.mark.slow
 def test_through_a_running_daemon(tmp_path) -> None:
     """The CLI talks to the daemon, whose tick loop fires a one-off job at its time."""
@@ -96,6 +104,10 @@ def test_through_a_running_daemon(tmp_path) -> None:
         when = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
         added = oxios("cron", "add", "soon", "--schedule", f"at {when}", "--goal", "say hi")
         assert added.returncode == 0, added.stderr
+        # Refused input exits 2 through the daemon as it does without one.
+        bad = oxios("cron", "add", "moon", "--schedule", "0 9 * * *", "--tz", "Mars/Base", "--goal", "g")
+        assert bad.returncode == 2 and "Mars/Base" in bad.stderr, bad.stderr
+        assert oxios("cron", "show", "nope").returncode == 1
         deadline = time.monotonic() + 30
         runs: list = []
         while time.monotonic() < deadline and not runs:

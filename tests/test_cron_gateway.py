@@ -114,15 +114,16 @@ def seed_json(path: str, content: str) -> str:
 async def test_a_job_with_acceptance_criteria_runs_the_ouroboros_protocol(oxios_kernel_factory, scripted_provider) -> None:
     import json
 
-    # Interview (clear), seed, the agent writes the file, mechanical evaluation passes: no routing call.
+    # Interview (clear), seed, the agent writes the file, the check passes and the judge scores the
+    # job's own criterion (bound into the seed as required-1, without a check): no routing call.
     scripted_provider.enqueue_text(json.dumps(CLEAR)).enqueue_text(seed_json("report.txt", "ok"))
     scripted_provider.enqueue_tool_call("write", {"path": "report.txt", "content": "ok"}).enqueue_text("Wrote report.txt")
+    scripted_provider.enqueue_text(json.dumps({"criteria": [{"id": "required-1", "score": 0.95, "evidence": "report.txt: ok"}]}))
     # Second run: the agent writes the wrong content; one generation only; the judge fails it.
     scripted_provider.enqueue_text(json.dumps(CLEAR)).enqueue_text(seed_json("report.txt", "ok"))
     scripted_provider.enqueue_tool_call("write", {"path": "report.txt", "content": "nope"}).enqueue_text("Wrote it")
-    scripted_provider.enqueue_text(
-        json.dumps({"criteria": [{"id": "c1", "score": 0.1, "evidence": "wrong", "verdict": "fail"}], "score": 0.1})
-    )
+    wrong = [{"id": i, "score": 0.1, "evidence": "wrong", "verdict": "fail"} for i in ("c1", "required-1")]
+    scripted_provider.enqueue_text(json.dumps({"criteria": wrong, "score": 0.1}))
     config = scripted_provider.config({"orchestrator": {"default_mode": "auto", "max_generations": 1}})
     async with oxios_kernel_factory(plugins=[scripted_provider.plugin()], config=config) as kernel:
         cron = await fresh_service(kernel, FakeClock("2026-05-04T08:00:00Z"), runner=None)

@@ -231,6 +231,7 @@ async def test_trigger_now_does_not_move_the_schedule(kernel) -> None:
     assert run["status"] == "succeeded" and run["trigger"] == "manual"
     after = cron.get("news")
     assert after["next_run_at"] == before["next_run_at"] and after["run_count"] == 0
+    assert before["last_run_at"] is None and after["last_run_at"] == "2026-05-04T08:00:00Z"  # when it last ran, by hand too
     runner.gate = asyncio.Event()
     await cron.trigger("news")
     with pytest.raises(JobBusy, match="already in progress"):

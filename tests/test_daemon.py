@@ -60,6 +60,8 @@ def test_start_status_stop_restart(env: dict[str, str]) -> None:
         pid = info["pid"]
         again = oxios(env, "start")
         assert again.returncode == 0 and f"already running (pid {pid})" in again.stdout
+        again_json = json.loads(oxios(env, "start", "--json").stdout)  # --json stays JSON when it already runs
+        assert again_json["pid"] == pid and again_json["already_running"] is True
         restarted = oxios(env, "restart")
         assert restarted.returncode == 0, restarted.stderr
         assert wait_gone(pid)
@@ -166,6 +168,11 @@ def test_a_channel_that_cannot_start_is_reported_not_hidden(env: dict[str, str])
             assert "channel web: failed" in status.stdout
             info = json.loads(oxios(env, "status", "--json").stdout)
             assert info["channels"]["web"]["state"] == "failed" and info["status"] == "running"
+            # doctor must not call the port "served by the running daemon" when the web UI never bound it
+            doctor = oxios(env, "doctor", "--json")
+            port = [f for f in json.loads(doctor.stdout) if f["check"] == "port"]
+            assert port[0]["status"] == "error" and "Address already in use" in port[0]["detail"]
+            assert doctor.returncode == 1
         finally:
             oxios(env, "stop")
 

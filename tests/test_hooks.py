@@ -81,12 +81,14 @@ async def test_hook_register_tools(oxios_kernel_factory):
         def register_tools(self, register, kernel):
             self.calls.append(("register_tools", {"kernel": kernel}))
             register(shout, tier="read")
+            register(shout, name="shout_for_admins", capability="manage_config")
 
     plugin = Plugin()
     async with oxios_kernel_factory(plugins=[plugin]) as kernel:
         assert plugin.calls[0][1]["kernel"] is kernel
         tool = kernel.tools.get("shout")
         assert tool.spec.plugin == "recorder" and tool.spec.description == "Repeat text in capitals."
+        assert tool.spec.capability == "" and kernel.tools.get("shout_for_admins").spec.capability == "manage_config"
         result = await tool.call({"text": "hi"}, kernel.context())
         assert result.content == "HI"
 

@@ -67,6 +67,11 @@ def test_doctor_names_usable_providers_or_says_how_to_add_one(oxios_cli: Any, mo
     findings = [f for f in json.loads(oxios_cli("doctor", "--json").output) if f["check"] == "api keys"]
     assert findings[0]["status"] == "warn" and "no LLM provider is usable" in findings[0]["detail"]
     assert "OPENAI_API_KEY" in findings[0]["fix"] and "providers.local.kind openai" in findings[0]["fix"]
+    # The several-line fix keeps its lines, indented under "fix:", instead of one run-on line.
+    lines = oxios_cli("doctor").output.splitlines()
+    start = lines.index("        fix: No LLM provider is usable. Configure one of:")
+    assert lines[start + 1].startswith("               - an API key: export ANTHROPIC_API_KEY=")
+    assert "             `oxios config set providers.local.kind openai`".strip() in lines[start + 4]
     monkeypatch.setenv("OPENAI_API_KEY", "sk-doctor-test-0000000")
     findings = [f for f in json.loads(oxios_cli("doctor", "--json").output) if f["check"] == "api keys"]
     assert [(f["status"], f["detail"]) for f in findings] == [("ok", "usable LLM providers: openai")]

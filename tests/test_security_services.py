@@ -57,7 +57,8 @@ def test_token_cli(oxios_cli: Any) -> None:
     assert "deploy" in listed.output and "superuser" in listed.output and token not in listed.output
     assert oxios_cli("auth", "token", "create", "x", "--role", "nosuchrole").exit_code == 2
     assert oxios_cli("auth", "token", "revoke", "deploy").exit_code == 0
-    assert oxios_cli("auth", "token", "revoke", "deploy").exit_code == 1
+    gone = oxios_cli("auth", "token", "revoke", "deploy")
+    assert gone.exit_code == 1 and "error: no token 'deploy'\n" in gone.output  # the name keeps its closing quote
 
 
 # -- RBAC and tool policies ---------------------------------------------------------------------------

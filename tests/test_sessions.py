@@ -158,7 +158,7 @@ async def test_agent_groups_fork_and_wait(scripted_provider: Any, oxios_kernel_f
         plain = await agents.spawn("try to fork")
         await agents.wait(plain, timeout=30)
         denied = [b for m in scripted_provider.requests[-1].messages for b in m.content if hasattr(b, "tool_use_id")]
-        assert denied[0].is_error and "may not fork" in denied[0].content
+        assert denied[0].is_error and "role user lacks fork_agents" in denied[0].content
         assert len(agents.groups()) == 1
 
 

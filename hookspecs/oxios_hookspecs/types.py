@@ -79,13 +79,19 @@ SafetyTier = Literal["read", "write", "exec", "network"]
 
 
 class ToolSpec(msgspec.Struct, kw_only=True):
-    """What a model sees of a tool, plus the tier that drives policy."""
+    """What a model sees of a tool, plus what drives policy: its tier and the capability it needs.
+
+    ``capability`` names a role capability (``fork_agents``, ``manage_agents``,
+    ``manage_config``, ``manage_audit``, ``network``) the caller's role must have;
+    empty means the tier and the role's ``tools`` patterns decide alone.
+    """
 
     name: str
     description: str = ""
     parameters: dict[str, Any] = msgspec.field(default_factory=lambda: {"type": "object", "properties": {}})
     tier: SafetyTier = "read"
     plugin: str = ""
+    capability: str = ""
 
 
 class ToolResult(msgspec.Struct, kw_only=True):

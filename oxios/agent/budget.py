@@ -53,7 +53,7 @@ class Account(msgspec.Struct, kw_only=True):
 
 
 class Budget:
-    """Service ``budget``: get/set/reserve/release/reset, plus what the turn loop uses."""
+    """Service ``budget``: get/set/reserve/release/reset/share, plus what the turn loop uses."""
 
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
@@ -105,7 +105,20 @@ class Budget:
         return self._account(agent_id).as_dict()
 
     def list(self) -> list[dict[str, Any]]:
-        return [a.as_dict() for a in self._accounts.values()]
+        return [a.as_dict() for a in self._distinct()]
+
+    def _distinct(self) -> list[Account]:
+        """Each account once (agents that :meth:`share` one map to the same object)."""
+        return list({id(a): a for a in self._accounts.values()}.values())
+
+    def share(self, agent_id: str, account_id: str) -> dict[str, Any]:
+        """Charge ``agent_id``'s calls to ``account_id``'s account: several agents, one budget (a protocol run).
+
+        Call it before the agent's first model call; :meth:`forget` on the agent ends the sharing.
+        """
+        account = self._account(account_id)
+        self._accounts[agent_id] = account
+        return account.as_dict()
 
     def set(self, agent_id: str, *, max_tokens: int | None = None, max_cost_usd: float | None = None) -> dict[str, Any]:
         """Set limits for one agent, or for every new agent with ``agent_id="default"`` (persisted)."""
@@ -191,14 +204,16 @@ class Budget:
         return cost
 
     def forget(self, agent_id: str) -> None:
-        """Drop an ended agent's in-memory account (its totals live on in the agent record)."""
+        """Drop an ended agent's in-memory account (its totals live on in the agent record).
+
+        For an agent that shared another account this only ends the sharing."""
         self._accounts.pop(agent_id, None)
 
     def status(self) -> dict[str, Any]:
         return {
             "healthy": True,
             "detail": None,
-            "accounts": len(self._accounts),
+            "accounts": len(self._distinct()),
             "default_max_tokens": self.config.default_max_tokens,
             "default_max_cost_usd": self.config.default_max_cost_usd,
         }

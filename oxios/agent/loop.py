@@ -8,8 +8,9 @@ call the history is compacted if it nears the model's window.
 
 Each call offers only the tools the agent may use: the caller's tool list
 (``tools=`` on fork/spawn) when there is one, narrowed to what the agent's
-role permits now (service ``rbac``). A hidden tool the model names anyway still
-goes through policy and is denied and audited there.
+role (patterns, tiers, capabilities) and its persona's ``tools`` permit now
+(service ``rbac``). A hidden tool the model names anyway still goes through
+policy and is denied and audited there.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ class TurnLoop:
         return res
 
     def _offered_tools(self) -> list[ToolSpec]:
-        """The caller's tool list narrowed to what the role permits; asked per request (permissions change)."""
+        """The caller's tool list narrowed to what role and persona permit; asked per request (both can change)."""
         specs = self.kernel.tools.specs(sorted(self.allowed) if self.allowed is not None else None)
         rbac = self.kernel.services.get("rbac")
         if rbac is None:  # no role service: offer everything; the rbac policy still judges each call

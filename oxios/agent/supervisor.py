@@ -440,6 +440,12 @@ class Supervisor:
                 raise PermissionError(f"agent {parent_id} (role {parent['role']}) may not fork agents: {reason}")
             role = role or parent["role"]
             kwargs.setdefault("session_id", parent["session_id"])
+            # Sub-agents wear the parent's persona and keep its caller's tool list,
+            # so neither restriction can be shed by delegating.
+            kwargs.setdefault("persona", parent["persona"])
+            runtime = self._runtime.get(parent_id)
+            if runtime is not None and runtime.spec["tools"] is not None:
+                kwargs.setdefault("tools", runtime.spec["tools"])
         if not goals:
             raise ValueError("a group needs at least one goal")
         if parent_id:

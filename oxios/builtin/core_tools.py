@@ -318,7 +318,7 @@ async def exec_(
     )
 
 
-@tool(tier="write")
+@tool(tier="write", capability="fork_agents")
 async def delegate(goals: list[str], context: ActionContext = None) -> ToolResult:  # type: ignore[assignment]
     """Fork one sub-agent per goal as a group, wait for all of them, and return each one's answer.
     Only agents whose role may fork agents can use it."""

@@ -34,7 +34,9 @@ def memory_backend(name: str, config: Any, kernel: Any) -> Any:
     chosen = kernel.plugins.hook.embedder(name=config.embedder, config=config)
     if chosen is None:
         raise MemoryUnavailable(f"no embedder named {config.embedder!r} (memory.embedder); is its plugin installed?")
-    return SQLiteMemoryBackend(kernel.state, chosen, kernel.paths.home / "memory")
+    return SQLiteMemoryBackend(
+        kernel.state, chosen, kernel.paths.home / "memory", vector_dtype=getattr(config, "vector_dtype", "f16")
+    )
 
 
 def _service(context: ActionContext) -> Any:

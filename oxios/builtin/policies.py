@@ -15,9 +15,10 @@ from typing import Any
 from oxios_hookspecs import Action, ActionContext, Decision, hookimpl
 
 from ..security import exec_rules
-from ..security.rbac import Rbac, tool_refusal
-from ..security.sandbox import read_roots, sandbox_for
-from ..security.ssrf import SSRFError, acheck_url
+from ..security.exec_network import network_targets
+from ..security.rbac import Rbac
+from ..security.sandbox import git_dir_problem, git_obeys, read_roots, sandbox_for
+from ..security.ssrf import SSRFError, acheck_host, acheck_url
 
 # Action names of the API that need a management capability.
 _API_CAPABILITIES = {
@@ -43,12 +44,16 @@ def _vote(policy: str, verdict: str, reason: str) -> Decision:
 
 
 def _tool_votes(action: Action, context: ActionContext) -> list[Decision]:
-    role = _role(context)
+    kernel = context.kernel
     name = action.tool or action.name
     votes: list[Decision] = []
-    refusal = tool_refusal(role, name, action.tier)
+    # The capability a tool needs is the registry's word, never the caller's.
+    registered = kernel.tools.get(name) if getattr(kernel, "tools", None) is not None else None
+    capability = getattr(registered.spec, "capability", "") if registered is not None else ""
+    rbac = kernel.services.get("rbac") or Rbac(kernel)
+    refusal = rbac.refusal(context.agent_id, context.role, name, action.tier, capability)
     if refusal is not None:
-        return [_vote("rbac", "deny", f"role {context.role} {refusal}")]
+        return [_vote("rbac", "deny", refusal)]
     votes.append(_vote("rbac", "allow", f"role {context.role} may use {name}"))
     setting = context.kernel.config.security.tool_policies.get(name, "on_demand")
     if setting == "always":
@@ -106,6 +111,40 @@ def _url_args(argv: list[str]) -> list[str]:
     return [a.split("=", 1)[-1] if a.startswith("-") else a for a in argv if "://" in a and not a.startswith("file:")]
 
 
+def _git_obeyed_arg(sandbox: Any, words: list[str], cwd: str) -> str | None:
+    """An argument naming a file git runs or obeys (hooks, config, a ``.git`` file), which a command may write.
+
+    ``git checkout-index --prefix=.git/hooks/ pre-commit`` writes a hook with
+    nothing but allowed git; the next commit (the git plugin's too) runs it.
+    """
+    for word in words:
+        parts = [word, word.split("=", 1)[1] if "=" in word else ""]
+        if word.startswith("-") and not word.startswith("--"):
+            parts.append(word[2:])
+        for part in parts:
+            if part and ("/" in part or part.startswith(".git") or os.path.lexists(os.path.join(cwd, part))):
+                real = sandbox.resolve(part, cwd)
+                if git_obeys(real):
+                    return f"argument {word!r} names {real}, which git runs or obeys (hooks, config, a .git file)"
+    return None
+
+
+def _git_dir_vote(argv: list[str], sandbox: Any, cwd: str) -> str | None:
+    """For git: the repository it would find from its working directory (after ``-C``) must be a protected one."""
+    if not argv or argv[0] != "git":
+        return None
+    start, args, i = cwd, argv[1:], 0
+    while i < len(args) and args[i].startswith("-"):
+        if args[i] == "-C" and i + 1 < len(args):
+            start = sandbox.resolve(args[i + 1], start)
+            i += 1
+        elif args[i].startswith("-C") and len(args[i]) > 2:
+            start = sandbox.resolve(args[i][2:], start)
+        i += 1
+    problem = git_dir_problem(start, sandbox)
+    return f"git would obey files the agent may have written: {problem}" if problem else None
+
+
 def _protected_arg(sandbox: Any, words: list[str], cwd: str) -> str | None:
     """In shell mode only protected paths (secrets, credentials) are refused among arguments,
     and hard-linked files, which may be one of them under another name."""
@@ -120,7 +159,7 @@ def _protected_arg(sandbox: Any, words: list[str], cwd: str) -> str | None:
         hard_linked = sandbox.hardlink_problem(real, write=True)
         if hard_linked:
             return f"argument {word!r}: {hard_linked}"
-    return None
+    return _git_obeyed_arg(sandbox, words, cwd)
 
 
 async def _exec_votes(action: Action, context: ActionContext) -> list[Decision]:
@@ -147,6 +186,10 @@ async def _exec_votes(action: Action, context: ActionContext) -> list[Decision]:
                 ok, why, _ = sandbox.check_write(target, real_cwd)
                 if not ok:
                     return [_vote("exec", "deny", f"redirect target refused: {why}")]
+            for words in exec_rules.command_words(action.command):
+                problem = _git_dir_vote(words, sandbox, real_cwd) or await _network_problem(words, role, context)
+                if problem:
+                    return [_vote("exec", "deny", problem)]
         return [_vote("exec", verdict.verdict, verdict.reason)]
     if "structured" not in role.exec_modes:
         return [_vote("exec", "deny", f"role {context.role} may not run commands")]
@@ -171,21 +214,43 @@ async def _exec_votes(action: Action, context: ActionContext) -> list[Decision]:
                 ok = not why
             if not ok:
                 return [_vote("exec", "deny", f"argument {arg!r} names a path the sandbox refuses: {why}")]
-    for url in _url_args(argv[1:]):
-        if not role.network:
-            return [_vote("exec", "deny", f"role {context.role} has no network access ({url})")]
-        # Any scheme (git://, ssh://) reaches a host: judge the host like an http URL.
-        probe = url if url.lower().startswith(("http://", "https://")) else "http://" + url.split("://", 1)[1]
-        try:
-            await acheck_url(probe, kernel.config.security.ssrf_allowlist)
-        except SSRFError as err:
-            return [_vote("exec", "deny", f"argument {url!r} reaches a refused address: {err}")]
+    problem = _git_obeyed_arg(sandbox, argv[1:], real_cwd) or _git_dir_vote(argv, sandbox, real_cwd)
+    if problem:
+        return [_vote("exec", "deny", problem)]
+    problem = await _network_problem(argv, role, context)
+    if problem:
+        return [_vote("exec", "deny", problem)]
     for source in exec_rules.hard_link_sources(argv) or ():
         real = sandbox.resolve(source, real_cwd)
         if not sandbox.in_workspace(real):
             why = f"{argv[0]} makes a hard link to {real}, outside the workspace: the link would carry that file in"
             return [_vote("exec", "ask", why if verdict.allowed else f"{verdict.reason}; {why}")]
     return [_vote("exec", verdict.verdict, verdict.reason)]
+
+
+async def _network_problem(argv: list[str], role: Any, context: ActionContext) -> str | None:
+    """Why a command may not reach what its arguments name (URLs, and a network client's hosts), or None."""
+    allowlist = context.kernel.config.security.ssrf_allowlist
+    urls = _url_args(argv[1:])
+    probes, refused = network_targets(argv)
+    if refused:
+        return refused
+    if (urls or probes) and not role.network:
+        return f"role {context.role} has no network access ({urls[0] if urls else probes[0].argument})"
+    for url in urls:
+        # Any scheme (git://, ssh://) reaches a host: judge the host like an http URL.
+        probe = url if url.lower().startswith(("http://", "https://")) else "http://" + url.split("://", 1)[1]
+        try:
+            await acheck_url(probe, allowlist)
+        except SSRFError as err:
+            return f"argument {url!r} reaches a refused address: {err}"
+    for host in probes:
+        try:
+            # A word that merely looks like a name (data.json) and resolves nowhere reaches nothing.
+            await acheck_host(host.host, allowlist, unresolvable_ok=not host.strict)
+        except SSRFError as err:
+            return f"argument {host.argument!r} reaches a refused address: {err}"
+    return None
 
 
 def _shell_words(command: str) -> list[str]:

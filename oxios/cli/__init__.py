@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -48,7 +49,9 @@ def root(
     host: str = typer.Option(None, "--host", help="Override gateway.host."),
     port: int = typer.Option(None, "--port", help="Override gateway.port."),
     workspace: str = typer.Option(None, "--workspace", help="Override kernel.workspace."),
-    set_: list[str] = typer.Option([], "--set", help="Override any key: --set scheduler.max_concurrent=3"),
+    set_: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="Override any key (repeatable): --set scheduler.max_concurrent=3"
+    ),
 ) -> None:
     overrides = _parse_sets(set_)
     if host:
@@ -93,7 +96,10 @@ def doctor(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
         for f in findings:
             typer.echo(f"[{marks.get(f.status, f.status)}] {f.check}: {f.detail}")
             if f.fix and f.status != "ok":
-                typer.echo(f"        fix: {f.fix}")
+                first, *more = f.fix.splitlines()
+                typer.echo(f"        fix: {first}")
+                for line in more:  # a fix of several lines keeps its shape, indented under the first
+                    typer.echo(f"             {line}")
     if any(f.status == "error" for f in findings):
         raise typer.Exit(1)
 
@@ -108,6 +114,7 @@ COMMAND_MODULES: list[str] = [
     "home_cmds",
     "run_cmds",
     "agent_cmds",
+    "persona_cmds",
     "models_cmds",
     "pairing_cmds",
     "seed_cmds",
@@ -149,6 +156,13 @@ def _register_plugin_commands() -> None:
 
 def main() -> None:
     build_app()
+    if "_OXIOS_COMPLETE" in os.environ:
+        # A shell asks for completions (`oxios completion SHELL` installed the script). The app is
+        # built with add_completion=False (no --install-completion flags), which leaves typer's
+        # bash/zsh/fish completers unregistered: without this every request says "Shell bash not supported".
+        from typer.completion import completion_init
+
+        completion_init()
     try:
         app(prog_name="oxios")
     except KeyboardInterrupt:

@@ -29,7 +29,7 @@ def _call(method: str, local: Any, **params: Any) -> Any:
     try:
         return asyncio.run(common.with_kernel(go))
     except LookupError as err:
-        common.fail(str(err).strip("'\""))
+        common.fail(common.lookup_message(err))
     except ValueError as err:
         common.fail(str(err), 2)
 

@@ -81,7 +81,8 @@ def verify(
     elif report.ok:
         typer.echo(f"ok: {report.detail} ({report.checkpoints} checkpoints)")
     else:
-        typer.echo(f"BROKEN at entry {report.bad_seq}: {report.problem}: {report.detail}")
+        where = f" at entry {report.bad_seq}" if report.bad_seq is not None else ""
+        typer.echo(f"BROKEN{where}: {report.problem}: {report.detail}")
     raise typer.Exit(0 if report.ok else 1)
 
 

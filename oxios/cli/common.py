@@ -18,6 +18,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def lookup_message(err: LookupError) -> str:
+    """The text of a not-found error: a ``KeyError`` quotes its message, ``NotFound`` does not.
+
+    Stripping quotes from ``str(err)`` would also eat the closing quote of ``no token 'x'``.
+    """
+    if err.args and isinstance(err.args[0], str):
+        return err.args[0]
+    return str(err)
+
+
 def home() -> Path:
     from ..config import home_dir
 
@@ -30,7 +40,10 @@ def load_config(*, write_default: bool = True) -> Any:
 
     path = cfg.config_path(home())
     if write_default:
-        cfg.ensure_file(path)
+        try:
+            cfg.ensure_file(path)
+        except OSError as err:
+            fail(f"cannot write the default config {path}: {err.strerror or err}; OXIOS_HOME must be a writable directory")
     try:
         return cfg.load(path, overrides=CLI_OVERRIDES or None)
     except cfg.ConfigError as err:
@@ -70,7 +83,8 @@ def daemon_call(method: str, **params: Any) -> Any:
     try:
         return call(p.socket, method, **params)
     except ControlError as err:
-        fail(str(err))
+        # Refused input exits 2 as it does when the command runs without the daemon.
+        fail(str(err), 2 if err.kind == "invalid" else 1)
 
 
 def interactive() -> bool:

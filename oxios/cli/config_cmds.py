@@ -13,14 +13,21 @@ from .common import daemon_paths, echo_json, fail, home, load_config
 config_app = typer.Typer(help="View and edit configuration.", no_args_is_help=True)
 
 
+REVEAL = typer.Option(False, "--reveal", help="Print credentials (API keys, tokens) instead of ***.")
+
+
 @config_app.command("show")
-def show(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of TOML.")) -> None:
-    """Print the effective config (defaults < file < env < flags)."""
+def show(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of TOML."), reveal: bool = REVEAL) -> None:
+    """Print the effective config (defaults < file < env < flags); credentials show as *** unless --reveal."""
     import msgspec
     import tomlkit
 
+    from ..config import redact_tree
+
     config = load_config()
     data = msgspec.to_builtins(config)
+    if not reveal:  # a pasted `config show` in a bug report must not leak keys
+        data = redact_tree(data)
     if json_out:
         echo_json(data)
     else:
@@ -28,21 +35,23 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON instead
 
 
 @config_app.command("get")
-def get(key: str = typer.Argument(..., help="Dotted key, e.g. exec.allowed_commands")) -> None:
-    """Print one value."""
-    from ..config import ConfigError, get_key
+def get(key: str = typer.Argument(..., help="Dotted key, e.g. exec.allowed_commands"), reveal: bool = REVEAL) -> None:
+    """Print one value (a credential shows as *** unless --reveal)."""
+    from ..config import ConfigError, get_key, redact_tree
 
     try:
         value = get_key(load_config(), key)
     except ConfigError as err:
         fail(str(err), 2)
+    if not reveal:
+        value = redact_tree(value, key.rpartition(".")[2])
     typer.echo(json.dumps(value) if not isinstance(value, str) else value)
 
 
 @config_app.command("set")
 def set_(key: str = typer.Argument(...), value: str = typer.Argument(..., help='A TOML value (42, true, ["a"]) or text')) -> None:
     """Set a value in config.toml (validated first; comments kept); a running daemon reloads it."""
-    from ..config import ConfigError, config_path, set_key
+    from ..config import ConfigError, config_path, redact_tree, set_key
     from ..daemon import is_running
 
     path = config_path(home())
@@ -50,7 +59,7 @@ def set_(key: str = typer.Argument(...), value: str = typer.Argument(..., help='
         new = set_key(path, key, value)
     except ConfigError as err:
         fail(str(err), 2)
-    typer.echo(f"{key} = {json.dumps(new)} (in {path})")
+    typer.echo(f"{key} = {json.dumps(redact_tree(new, key.rpartition('.')[2]))} (in {path})")
     p = daemon_paths()
     if is_running(p):
         print_reload(_reload(p.socket))

@@ -65,6 +65,11 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    reasons = [(job["name"], job.get("pause_reason")) for job in jobs if job.get("paused") and job.get("pause_reason")]
+    if reasons:  # why a job is paused (an invalid config job, too many failures) is the first thing to know
+        typer.echo("")
+        for name, reason in reasons:
+            typer.echo(f"{name} is paused: {reason}")
 
 
 @cron_app.command("add")

@@ -44,7 +44,10 @@ def start(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     p = paths(config)
     info = is_running(p)
     if info:
-        typer.echo(f"Oxios is already running (pid {info['pid']})")
+        if json_out:  # scripts asked for JSON: the pid record of the daemon that runs, saying so
+            echo_json({**info, "already_running": True, "channels": _channel_states(p)})
+        else:
+            typer.echo(f"Oxios is already running (pid {info['pid']})")
         return
     try:
         # The background daemon reads config itself; hand it this command's flags (--port, --set ...).

@@ -167,7 +167,10 @@ class Shell(StrEnum):
 
 
 def completion(shell: Shell = typer.Argument(..., help="bash, zsh or fish")) -> None:
-    """Print a shell completion script (e.g. `oxios completion bash >> ~/.bashrc`)."""
+    """Print the shell completion script for bash, zsh or fish.
+
+    Install it with `oxios completion bash >> ~/.bashrc` (see docs/user-guide.md for zsh and fish).
+    """
     from typer._completion_shared import get_completion_script
 
     typer.echo(get_completion_script(prog_name="oxios", complete_var="_OXIOS_COMPLETE", shell=shell.value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -50,10 +51,16 @@ async def run_once(
     model: str | None = None,
     no_interview: bool = False,
     stream: Any = None,
+    terminal: bool = False,
 ) -> Any:
-    """Submit one message through the gateway; ``stream`` gets text deltas."""
+    """Submit one message through the gateway; ``stream`` gets text deltas.
+
+    With ``terminal`` (a person at stdin), the Ouroboros interview asks its
+    questions here, one prompt each, and the run continues with the answers.
+    """
     from oxios_hookspecs import IncomingMessage
 
+    from ..ouroboros.interview import answer_in_terminal
     from ..providers.errors import ProviderError
 
     providers = kernel.service("providers")
@@ -70,10 +77,41 @@ async def run_once(
     metadata: dict[str, Any] = {"no_interview": no_interview}
     if model:
         metadata["model"] = model
+    asking = terminal and not no_interview
+    if asking:
+        # The interview may ask here; the agent's own approvals stay headless (denied), as before.
+        metadata["ask_questions"] = True
+    gateway = kernel.service("gateway")
     message = IncomingMessage(
         content=prompt, channel="cli", session_id=session, persona=persona, interactive=False, metadata=metadata
     )
-    return await kernel.service("gateway").submit(message, stream), None
+    result = await gateway.submit(message, stream)
+    ouroboros = kernel.services.get("ouroboros")
+    while asking and ouroboros is not None and result.phase_reached == "Interview" and result.seed_id is None:
+        questions = ouroboros.pending_questions(result.session_id)
+        if not questions:
+            break
+        answers = await asyncio.to_thread(answer_in_terminal, questions, _ask_stderr, _say_stderr)
+        message = IncomingMessage(
+            content=answers, channel="cli", session_id=result.session_id, persona=persona, interactive=False, metadata=metadata
+        )
+        result = await gateway.submit(message, stream)
+    return result, None
+
+
+def _say_stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _ask_stderr(prompt: str) -> str:
+    """One line from the terminal, the prompt on stderr (stdout stays the answer, or the JSON)."""
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\n")
 
 
 def register(app: typer.Typer) -> None:
@@ -86,11 +124,14 @@ def register(app: typer.Typer) -> None:
         session: str = typer.Option(None, "--session", help="Continue this session id (created when unknown)."),
         persona: str = typer.Option(None, "--persona", help="Persona to answer as (Dev, Review, Research ...)."),
         model: str = typer.Option(None, "--model", help="Model, as MODEL or PROVIDER/MODEL."),
-        no_interview: bool = typer.Option(False, "--no-interview", help="Skip the Ouroboros interview phase."),
+        no_interview: bool = typer.Option(
+            False, "--no-interview", help="Ask no questions: a task proceeds with assumptions written into its seed."
+        ),
     ) -> None:
-        """Single-shot execution: run PROMPT with an agent and print the answer (streams unless --json)."""
-        import asyncio
+        """Single-shot execution: run PROMPT with an agent and print the answer (streams unless --json).
 
+        At a terminal, a task the Ouroboros interview finds unclear gets its questions asked here.
+        """
         if not prompt.strip():
             common.fail("the prompt is empty", 2)
         context_text = _read_context(context_file) if context_file else None
@@ -111,6 +152,7 @@ def register(app: typer.Typer) -> None:
                 model=model,
                 no_interview=no_interview,
                 stream=None if json_out else on_token,
+                terminal=sys.stdin.isatty() and sys.stderr.isatty(),
             )
 
         result, problem = asyncio.run(common.with_kernel(go))

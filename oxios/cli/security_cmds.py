@@ -57,7 +57,7 @@ def _call(rpc: str, service: str, method: str, **params: Any) -> Any:
         try:
             return getattr(kernel.services[service], method)(**params)
         except LookupError as err:
-            common.fail(str(err).strip("'\""))
+            common.fail(common.lookup_message(err))
         except ValueError as err:
             common.fail(str(err), 2)
 
@@ -124,7 +124,7 @@ def approvals_grants(json_out: bool = typer.Option(False, "--json", help="Print 
 @approvals_app.command("revoke-grant")
 def approvals_revoke_grant(grant_id: str = typer.Argument(..., help="The grant id.")) -> None:
     """Withdraw a grant."""
-    _call("approvals.revoke_grant", "approvals", "revoke_grant", grant_id=grant_id)
+    _call("approvals.revoke_grant", "approvals", "revoke_grant", grant_id=grant_id, by="cli")
     typer.echo(f"grant {grant_id} revoked")
 
 
@@ -183,7 +183,7 @@ def token_revoke(name: str = typer.Argument(..., help="Token name or id.")) -> N
         try:
             gone = tokens.revoke(name)
         except LookupError as err:
-            common.fail(str(err).strip("'\""))
+            common.fail(common.lookup_message(err))
     typer.echo(f"token {gone['name']} revoked")
 
 
@@ -245,7 +245,9 @@ def permissions_list() -> None:
 @policy_app.command("explain", context_settings={"allow_interspersed_args": False})
 def policy_explain(
     kind: str = typer.Argument(..., help="exec, shell, path, url or tool."),
-    target: list[str] = typer.Argument(..., help="The command (after --), path, URL or tool name."),
+    target: list[str] = typer.Argument(
+        ..., help="The command (after --), path, URL, or tool name with an optional tier (read, write, exec, network)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON: {verdict, votes: [{policy, verdict, reason}]}."),
     role: str = typer.Option(None, "--role", help="Judge for this role instead of security.default_role."),
     access: str = typer.Option("read", "--access", help="For paths: read or write."),

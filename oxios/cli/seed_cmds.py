@@ -43,7 +43,8 @@ def list_(limit: int = typer.Option(20, help="How many, newest first."), json_ou
         typer.echo('no seeds yet (a task run through the protocol creates one: oxios run "#spec ...")')
     for r in rows:
         verdict = {True: "passed", False: "failed", None: "not evaluated"}[r["evaluation_passed"]]
-        typer.echo(f"{r['id'][:8]}  gen {r['generation']}  {verdict:<13} {r['goal'][:70]}")
+        # The whole id: it is what `oxios seeds show` and `evolution` take.
+        typer.echo(f"{r['id']}  gen {r['generation']}  {verdict:<13} {r['goal'][:70]}")
 
 
 @seeds_app.command("show")
@@ -62,7 +63,7 @@ def evolution(seed_id: str, json_out: bool = typer.Option(False, "--json")) -> N
     for r in rows:
         ev = r["evaluation"] or {}
         typer.echo(
-            f"gen {r['generation']}  {r['id'][:8]}  score {ev.get('score', '-')}  "
+            f"gen {r['generation']}  {r['id']}  score {ev.get('score', '-')}  "
             f"{'passed' if ev.get('passed') else 'failed' if ev else 'not evaluated'}"
         )
         for c in ev.get("criteria", []):

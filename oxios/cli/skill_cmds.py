@@ -175,11 +175,14 @@ def validate_cmd(path: Path, json_out: bool = typer.Option(False, "--json", help
             typer.echo(f"error: {e}")
         for w in report.warnings:
             typer.echo(f"warning: {w}")
-        typer.echo(
-            f"{path}: {'invalid' if report.errors else 'valid'} ({len(report.errors)} errors, {len(report.warnings)} warnings)"
-        )
+        counts = f"{_plural(len(report.errors), 'error')}, {_plural(len(report.warnings), 'warning')}"
+        typer.echo(f"{path}: {'invalid' if report.errors else 'valid'} ({counts})")
     if report.errors:
         raise typer.Exit(1)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 @skill_app.command("enable")

@@ -85,6 +85,10 @@ def validate(spec: JobSpec, *, now: float, check_past: bool = True) -> JobSpec:
         raise InvalidJob(f"name: {spec.name!r} must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit")
     if not spec.goal.strip():
         raise InvalidJob("goal: must not be empty (it is what the agent is asked to do)")
+    for field in ("constraints", "acceptance_criteria"):
+        for i, text in enumerate(getattr(spec, field)):
+            if not text.strip():
+                raise InvalidJob(f"{field}[{i}]: must not be blank (each entry is one requirement, in words)")
     if spec.timeout_secs < 0:
         raise InvalidJob("timeout_secs: must be 0 (the default) or positive")
     if spec.max_runs < 0:

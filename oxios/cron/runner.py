@@ -69,6 +69,9 @@ class GatewayRunner:
         A job with constraints or acceptance criteria goes through Ouroboros;
         one without goes straight to the turn loop, so a plain job never pays
         for a routing call. The route travels in metadata, not in the prompt.
+        The constraints and criteria travel in metadata too: that is what makes
+        them binding (the protocol binds them into every generation's seed); the
+        prompt repeats them so the interview and the seed writer read them.
         """
         job = request.job
         wants_protocol = bool(job.constraints or job.acceptance_criteria)

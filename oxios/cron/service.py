@@ -198,7 +198,7 @@ class CronService:
         return _run_dict(row)
 
     async def trigger(self, name: str, wait: bool = False) -> dict[str, Any]:
-        """Run the job now; its schedule (``next_run_at``, run count) does not move."""
+        """Run the job now; its schedule (``next_run_at``, run count) does not move, its last run time does."""
         row = self.jobs.row(name)
         if row["pause_reason"].startswith("invalid"):
             raise InvalidJob(f"{name}: {row['pause_reason']}")
@@ -210,6 +210,7 @@ class CronService:
         now = self.clock()
         with self.state.transaction() as conn:
             store.insert_run(conn, **self._new_run(run_id, name, "manual", None, now))
+            conn.execute("UPDATE cron_jobs SET last_run_at = ? WHERE name = ?", (now, name))
         self._publish("cron.triggered", job=name, run_id=run_id, trigger="manual", scheduled_for=None)
         task = self._launch(run_id, spec, "manual", None)
         if wait:

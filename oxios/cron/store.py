@@ -9,7 +9,10 @@ at most once even if two services ever both believed they held the lease.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
+
+import psutil
 
 from ..state import StateStore
 
@@ -86,12 +89,25 @@ def migrate(state: StateStore) -> None:
     state.migrate(NAMESPACE, MIGRATIONS)
 
 
+def owner_gone(owner: str) -> bool:
+    """Whether a lease owner (``host:pid:nonce``) is a process on this machine that has ended.
+
+    A daemon killed with SIGKILL never releases its lease; its successor on the same machine
+    takes it at once instead of waiting it out, so the runs it left "running" are settled at start.
+    An owner on another machine (or a reused pid) keeps its lease until it expires.
+    """
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    return not psutil.pid_exists(int(parts[1]))
+
+
 class Lease:
     """The single-owner lease: one row (owner id, expiry), renewed every tick.
 
     ``acquire(now)`` returns ``"renewed"`` (we held it), ``"acquired"`` (it
-    was free or expired: we just became the owner) or ``None`` (another live
-    owner holds it).
+    was free, expired or held by a process on this machine that has ended: we
+    just became the owner) or ``None`` (another live owner holds it).
     """
 
     def __init__(self, state: StateStore, owner: str, duration: float) -> None:
@@ -111,7 +127,7 @@ class Lease:
             if row["owner"] == self.owner:
                 conn.execute("UPDATE cron_lease SET expires_at = ? WHERE id = 1", (now + self.duration,))
                 return "renewed" if row["expires_at"] > now else "acquired"
-            if row["expires_at"] <= now:
+            if row["expires_at"] <= now or owner_gone(row["owner"]):
                 conn.execute(
                     "UPDATE cron_lease SET owner = ?, expires_at = ?, acquired_at = ? WHERE id = 1",
                     (self.owner, now + self.duration, now),

@@ -68,6 +68,9 @@ class HashingEmbedder:
 
     name = "hashing"
     version = 2
+    # Recall's cosine floor: the answer's cosine is low (hashed features rarely collide) but noise
+    # lower still; bench/memory_quality.py prints what each embedder's floor keeps and lets in.
+    recall_min_similarity = 0.2
 
     def __init__(self, dim: int = 384) -> None:
         if dim < 16:

@@ -1,9 +1,20 @@
-"""Ranking: FTS5 query building, reciprocal rank fusion, weighting, MMR, and why."""
+"""Ranking: FTS5 query building, fusion of keyword and vector evidence, weighting, MMR, and why.
+
+Hybrid search fuses by confidence rather than by rank. A keyword hit's
+evidence is the share of the query's IDF weight it matches (a memory that
+shares only "user" with a question about a user's job covers little of it);
+a vector hit's is how many standard deviations its cosine stands above the
+cosine of a typical stored memory, which puts every embedder on one scale.
+The query's best keyword coverage decides how far keyword evidence is
+trusted at all: a query whose words the memories do not contain is left to
+the vectors. Reciprocal rank fusion, which weighs both lists alike however
+weak their hits, stays available as the benchmarks' baseline.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,9 +22,12 @@ import numpy as np
 from oxios_hookspecs import MemoryRecord
 
 from .decay import DAY
-from .embedder import tokenize
+from .embedder import stem, tokenize
 
 RRF_K = 60  # the constant from Cormack et al.; damps the head of each list
+CERTAIN_SIGMAS = 8.0  # a cosine this many standard deviations above a typical memory's counts as full evidence
+TIE_BREAK = 1e-3  # vector evidence still orders keyword hits that are otherwise equal
+MAX_QUERY_WORDS = 32
 
 
 def _prefix(word: str) -> str:
@@ -30,46 +44,117 @@ COMMON_ABOVE = 0.08  # words in more than this share of memories barely rank but
 PRUNE_COMMON_FROM = 5000  # corpus size from which common query words are dropped
 
 
+def query_words(query: str) -> list[str]:
+    """The query's distinct words, stopwords dropped, at most MAX_QUERY_WORDS."""
+    return list(dict.fromkeys(tokenize(query)))[:MAX_QUERY_WORDS]
+
+
+def _word_terms(word: str) -> list[str]:
+    """One word quoted (no operator injection), plus a prefix term for long words
+    (served by the FTS5 prefix index)."""
+    terms = ['"' + word.replace('"', '""') + '"']
+    stem = _prefix(word)
+    if stem:
+        terms.append('"' + stem.replace('"', '""') + '"*')
+    return terms
+
+
+def word_match(word: str) -> str:
+    """The FTS5 expression keyword search uses for one word."""
+    return " OR ".join(_word_terms(word))
+
+
 def fts_query(query: str, doc_fraction: Callable[[str], float] | None = None) -> str:
-    """A safe FTS5 MATCH expression: each word quoted (no operator injection), OR-ed,
-    plus a prefix term for long words (served by the FTS5 prefix index). With corpus
-    statistics, very common words are dropped while rarer ones remain."""
-    words = list(dict.fromkeys(tokenize(query)))[:32]
+    """A safe FTS5 MATCH expression: each word quoted, OR-ed, plus a prefix term for
+    long words. With corpus statistics, very common words are dropped while rarer ones remain."""
+    words = query_words(query)
     if doc_fraction is not None and len(words) > 1:
         rare = [w for w in words if doc_fraction(w) <= COMMON_ABOVE]
         words = rare or [min(words, key=doc_fraction)]
-    terms: list[str] = []
-    for w in words:
-        terms.append('"' + w.replace('"', '""') + '"')
-        stem = _prefix(w)
-        if stem:
-            terms.append('"' + stem.replace('"', '""') + '"*')
-    return " OR ".join(dict.fromkeys(terms))
+    return " OR ".join(dict.fromkeys(term for w in words for term in _word_terms(w)))
+
+
+def idf(count: float, total: float) -> float:
+    """Inverse document frequency, never negative: rare words weigh most, a word no memory holds most of all."""
+    return math.log(1.0 + total / (count + 0.5))
+
+
+@dataclass
+class QueryTerms:
+    """The query's words with their IDF weights (from the memories' document counts)."""
+
+    weights: dict[str, float]
+
+    @classmethod
+    def build(cls, words: Iterable[str], counts: Mapping[str, float], total: float) -> QueryTerms:
+        return cls({w: idf(counts.get(w, 0.0), total) for w in words})
+
+    def coverage(self, matched: Iterable[str]) -> float:
+        """Share of the query's weight that the ``matched`` words carry (0..1)."""
+        whole = sum(self.weights.values())
+        return sum(self.weights.get(w, 0.0) for w in set(matched)) / whole if whole > 0 else 0.0
 
 
 @dataclass
 class Candidate:
     key: int
     keyword_rank: int | None = None
-    keyword_score: float = 0.0
+    keyword_score: float = 0.0  # BM25 (higher is better)
+    matched: list[str] | None = None  # query words the memory contains
+    coverage: float = 0.0  # share of the query's IDF weight they carry
     vector_rank: int | None = None
-    cosine: float = 0.0
+    cosine: float | None = None
+    sigmas: float | None = None  # cosine above a typical memory's, in standard deviations
+    keyword_weight: float | None = None  # the fusion's trust in keyword evidence for this query
     score: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
-def fuse(keyword: list[tuple[int, float]], vector: list[tuple[int, float]]) -> dict[int, Candidate]:
-    """Reciprocal rank fusion of two best-first lists of (key, score)."""
+def collect(keyword: list[tuple[int, float]], vector: list[tuple[int, float]]) -> dict[int, Candidate]:
+    """The union of two best-first lists of (key, score): BM25 and cosine."""
     out: dict[int, Candidate] = {}
     for rank, (key, score) in enumerate(keyword, start=1):
         c = out.setdefault(key, Candidate(key))
         c.keyword_rank, c.keyword_score = rank, score
-        c.score += 1.0 / (RRF_K + rank)
     for rank, (key, cos) in enumerate(vector, start=1):
         c = out.setdefault(key, Candidate(key))
         c.vector_rank, c.cosine = rank, cos
-        c.score += 1.0 / (RRF_K + rank)
     return out
+
+
+def fuse_rrf(candidates: Iterable[Candidate]) -> None:
+    """Reciprocal rank fusion (the benchmarks' baseline): each list's rank alone, however weak the hit."""
+    for c in candidates:
+        c.score = sum(1.0 / (RRF_K + rank) for rank in (c.keyword_rank, c.vector_rank) if rank is not None)
+
+
+def keyword_evidence(c: Candidate, top_bm25: float) -> float:
+    """0..1: coverage squared (half the query's weight is far weaker evidence than all of
+    it), scaled by BM25 relative to the best hit to keep BM25's order among equals."""
+    if c.keyword_rank is None or top_bm25 <= 0:
+        return 0.0
+    return c.coverage**2 * math.sqrt(max(0.0, c.keyword_score) / top_bm25)
+
+
+def vector_evidence(c: Candidate, min_similarity: float = 0.0) -> float:
+    """0..1: standard deviations above a typical memory, CERTAIN_SIGMAS and more counting fully."""
+    if c.sigmas is None or c.cosine is None or c.cosine < min_similarity or c.cosine <= 0.0:
+        return 0.0
+    return min(1.0, max(0.0, c.sigmas / CERTAIN_SIGMAS))
+
+
+def fuse(candidates: Iterable[Candidate], min_similarity: float = 0.0) -> None:
+    """Convex combination of keyword and vector evidence, weighted by the query's best keyword coverage."""
+    pool = list(candidates)
+    listed = [c for c in pool if c.keyword_rank is not None]
+    top_bm25 = max((c.keyword_score for c in listed), default=0.0)
+    # Without vectors (index rebuilding, embedder failing) keyword evidence is all there is.
+    has_vectors = any(c.sigmas is not None for c in pool)
+    weight = max((c.coverage for c in listed), default=0.0) if has_vectors else 1.0
+    for c in pool:
+        c.keyword_weight = weight
+        vector = vector_evidence(c, min_similarity)
+        c.score = weight * keyword_evidence(c, top_bm25) + (1.0 - weight + TIE_BREAK) * vector
 
 
 def boost(record: MemoryRecord, now: float) -> float:
@@ -79,26 +164,42 @@ def boost(record: MemoryRecord, now: float) -> float:
 
 
 def matched_terms(query: str, content: str) -> list[str]:
-    """Query words found in the content (prefix match, so "deploys" finds "deployment")."""
+    """Query words found in the content: by stem and prefix, as FTS5's porter stemmer and
+    prefix terms find them ("deploys" finds "deployment", "names" finds "name")."""
     words = set(tokenize(content))
+    stems = words | {stem(w) for w in words}
     found = []
-    for q in dict.fromkeys(tokenize(query)):
-        stem = q[:5] if len(q) > 5 else q
-        if any(w.startswith(stem) for w in words):
+    for q in query_words(query):
+        root = stem(q)
+        head = root[:5] if len(root) > 5 else root
+        if any(w.startswith(head) for w in stems):
             found.append(q)
     return found
+
+
+def searchable_text(record: MemoryRecord) -> str:
+    """What keyword search indexes: content, name and category."""
+    return f"{record.content} {record.name} {record.category}"
 
 
 def explain(c: Candidate, query: str, record: MemoryRecord, mode: str) -> str:
     parts = []
     if c.keyword_rank is not None:
-        terms = matched_terms(query, record.content + " " + record.name + " " + record.category)
+        terms = c.matched if c.matched is not None else matched_terms(query, searchable_text(record))
         shown = ", ".join(repr(t) for t in terms[:6]) or "the query"
-        parts.append(f"keyword: matched {shown} (BM25 #{c.keyword_rank})")
-    if c.vector_rank is not None:
-        parts.append(f"semantic: cosine {c.cosine:.2f} (#{c.vector_rank})")
+        share = f", {c.coverage:.0%} of the query's weight" if c.matched is not None else ""
+        parts.append(f"keyword: matched {shown} (BM25 #{c.keyword_rank}{share})")
+    if c.cosine is not None and (c.vector_rank is not None or mode == "hybrid"):
+        where = [f"#{c.vector_rank}"] if c.vector_rank is not None else []
+        if c.sigmas is not None and mode == "hybrid":
+            where.append(f"{c.sigmas:.1f}σ above a typical memory")
+        parts.append(f"semantic: cosine {c.cosine:.2f}" + (f" ({', '.join(where)})" if where else ""))
     if mode == "hybrid":
-        parts.append("fused by RRF" + (" from both" if c.keyword_rank and c.vector_rank else ""))
+        both = " from both" if c.keyword_rank is not None and c.vector_rank is not None else ""
+        if c.keyword_weight is None:
+            parts.append(f"fused by RRF{both}")
+        else:
+            parts.append(f"fused{both} (keyword weight {c.keyword_weight:.2f}, vector {1.0 - c.keyword_weight:.2f})")
     parts.extend(c.notes)
     return "; ".join(parts)
 

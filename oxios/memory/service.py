@@ -30,7 +30,8 @@ from .vectors import VectorIndex
 log = logging.getLogger(__name__)
 
 SEARCH_MODES = ("keyword", "semantic", "hybrid")
-RECALL_MIN_SIMILARITY = 0.2
+# Recall's similarity floor for an embedder that recommends none (it suits the hashing embedder).
+DEFAULT_RECALL_MIN_SIMILARITY = 0.2
 KV = "memory"
 
 
@@ -253,13 +254,31 @@ class MemoryService:
     async def semantic(self, query: str, k: int = 10) -> list[MemoryHit]:
         return await self.search(query, "semantic", k)
 
+    def recall_min_similarity(self) -> float:
+        """Recall's cosine floor: ``memory.recall_min_similarity``, else the embedder's own
+        recommendation (cosines mean different things to different embedders), else 0.2."""
+        configured = getattr(self.config, "recall_min_similarity", "auto")
+        if configured != "auto":
+            return float(configured)
+        declared = getattr(self.embedder, "recall_min_similarity", None)
+        if isinstance(declared, int | float) and not isinstance(declared, bool) and 0.0 <= declared <= 1.0:
+            return float(declared)
+        if declared is not None:
+            log.warning(
+                "embedder %r recommends an unusable recall floor %r; using %s",
+                self.config.embedder,
+                declared,
+                DEFAULT_RECALL_MIN_SIMILARITY,
+            )
+        return DEFAULT_RECALL_MIN_SIMILARITY
+
     async def recall(self, text: str, token_budget: int | None = None, *, k: int = 8) -> str:
         """The prompt block for ``text``: hot memories, then relevant ones, within budget."""
         hot = await self.backend.list(tier="hot", limit=200)
         hits: list[MemoryHit] = []
         if text and text.strip():
-            # A floor on similarity keeps hashing noise out of the prompt; keyword matches always count.
-            hits = await self.search(text, "hybrid", k, mmr=True, min_similarity=RECALL_MIN_SIMILARITY)
+            # A floor on similarity keeps embedder noise out of the prompt; keyword matches always count.
+            hits = await self.search(text, "hybrid", k, mmr=True, min_similarity=self.recall_min_similarity())
         budget = self.config.recall_token_budget if token_budget is None else token_budget
         return format_block(hot, hits, self.config.hot_token_budget, budget)
 
@@ -389,7 +408,7 @@ class MemoryService:
         backend._has_corpus = all(hasattr(embedder, a) for a in ("observe", "forget", "dump", "load", "reset_corpus"))
         from .store import embedder_id
 
-        backend.index = VectorIndex(backend.dir, embedder.dim, embedder_id(embedder))
+        backend.index = VectorIndex(backend.dir, embedder.dim, embedder_id(embedder), backend.index.dtype)
         backend.start_rebuild("embedder changed")
         return self.status()
 
@@ -409,7 +428,12 @@ class MemoryService:
     def status(self) -> dict[str, Any]:
         describe = getattr(self.backend, "status", None)
         base = describe() if callable(describe) else {"healthy": True, "enabled": True}
-        return {**base, "embedder_name": self.config.embedder, "backend_name": self.config.backend}
+        return {
+            **base,
+            "embedder_name": self.config.embedder,
+            "backend_name": self.config.backend,
+            "recall_min_similarity": self.recall_min_similarity(),
+        }
 
     # -- RPC for the CLI (JSON in, JSON out) --------------------------------------------------
 

@@ -28,7 +28,7 @@ from ..kernel import Conflict
 from . import ranking
 from .decay import Clock, system_clock
 from .schema import COLUMNS, MIGRATIONS, NAMESPACE, TIERS, UPDATABLE, record_values, row_to_record
-from .vectors import CORPUS_FILE, VectorIndex, _atomic_write
+from .vectors import CORPUS_FILE, DTYPES, VectorIndex, _atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,19 @@ class SQLiteMemoryBackend:
 
     name = "sqlite"
 
-    def __init__(self, state: Any, embedder: Any, directory: Path, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, state: Any, embedder: Any, directory: Path, *, clock: Clock = system_clock, vector_dtype: str = "f16"
+    ) -> None:
+        if vector_dtype not in DTYPES:
+            raise InvalidMemory(
+                f"unknown vector dtype {vector_dtype!r} (memory.vector_dtype); expected one of {', '.join(DTYPES)}"
+            )
         self.state = state
         self.embedder = embedder
         self.dir = Path(directory)
         self.clock = clock
-        self.index = VectorIndex(self.dir, embedder.dim, embedder_id(embedder))
+        self.vector_dtype = vector_dtype
+        self.index = VectorIndex(self.dir, embedder.dim, embedder_id(embedder), vector_dtype)
         self.index_state = "starting"
         self.progress: dict[str, Any] = {"reason": "", "done": 0, "total": 0}
         self._has_corpus = all(hasattr(embedder, a) for a in ("observe", "forget", "dump", "load", "reset_corpus"))
@@ -88,12 +95,14 @@ class SQLiteMemoryBackend:
         self._needs_repair = False
         self._rebuild: asyncio.Task[None] | None = None
         self._saved_at = time.monotonic()
+        self._total = 0  # records, kept in step by put/delete (IDF needs it on every search)
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         self.state.migrate(NAMESPACE, MIGRATIONS)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._total = self.count()
         why = self.index.load()
         if why == "loaded" and self._has_corpus and not self._load_corpus():
             why = "corpus statistics missing"
@@ -249,7 +258,7 @@ class SQLiteMemoryBackend:
         start_seq = self._seq()
         total = self.count()
         self.progress["total"] = total
-        fresh = VectorIndex(self.dir, self.embedder.dim, self.index.embedder_id)
+        fresh = VectorIndex(self.dir, self.embedder.dim, self.index.embedder_id, self.index.dtype)
         if self._has_corpus:
             # IDF first: every vector in the new index is weighted by the same statistics.
             self.embedder.reset_corpus()
@@ -306,6 +315,7 @@ class SQLiteMemoryBackend:
                     keys.append(int(cur.lastrowid or 0))
         except sqlite3.IntegrityError as err:
             raise MemoryConflict(_integrity_message(err)) from None
+        self._total += len(records)
         self._inflight.update(seqs)
         texts = [r.content for r in records]
         if self._has_corpus and self.index_state == "ready" and hasattr(self.embedder, "observe_and_embed"):
@@ -359,6 +369,7 @@ class SQLiteMemoryBackend:
             conn.execute("DELETE FROM memory_records WHERE key = ?", (row["key"],))
             seq = self._next_seqs(conn, 1)[0]
             conn.execute("INSERT OR REPLACE INTO memory_tombstones(key, seq) VALUES (?, ?)", (row["key"], seq))
+        self._total = max(0, self._total - 1)
         if self._has_corpus:
             self.embedder.forget([row["content"]])
         try:
@@ -424,10 +435,33 @@ class SQLiteMemoryBackend:
 
     # -- search ----------------------------------------------------------------------------
 
-    def keyword_candidates(self, query: str, n: int, tiers: Sequence[str]) -> list[tuple[int, float]]:
+    def doc_counts(self, words: list[str]) -> dict[str, float]:
+        """How many memories hold each word. The hashing embedder keeps these counts (by stem)
+        anyway; otherwise FTS5 counts them, capped just above the share from which a word
+        counts as common (past it the exact count changes neither pruning nor weights much)."""
+        fraction = getattr(self.embedder, "doc_fraction", None)
+        if fraction is not None and getattr(self.embedder, "n_docs", 0) > 0:
+            return {w: fraction(w) * self._total for w in words}
+        cap = int(self._total * ranking.COMMON_ABOVE) + 1
+        return {
+            w: float(
+                self.state.one(
+                    "SELECT count(*) AS n FROM (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ? LIMIT ?)",
+                    (ranking.word_match(w), cap),
+                )["n"]
+            )
+            for w in words
+        }
+
+    def keyword_candidates(
+        self, query: str, n: int, tiers: Sequence[str], counts: dict[str, float] | None = None
+    ) -> list[tuple[int, float]]:
         # Dropping very common words only pays (and is only safe) on a large corpus.
-        large = getattr(self.embedder, "n_docs", 0) >= ranking.PRUNE_COMMON_FROM
-        expr = ranking.fts_query(query, getattr(self.embedder, "doc_fraction", None) if large else None)
+        prune = None
+        if self._total >= ranking.PRUNE_COMMON_FROM:
+            counts = counts if counts is not None else self.doc_counts(ranking.query_words(query))
+            prune = lambda w: counts.get(w, 0.0) / self._total  # noqa: E731
+        expr = ranking.fts_query(query, prune)
         if not expr:
             return []
         marks = ",".join("?" * len(tiers))
@@ -439,14 +473,45 @@ class SQLiteMemoryBackend:
         )
         return [(int(r["key"]), -float(r["s"])) for r in rows]
 
-    async def vector_candidates(self, query: str, n: int, *, exact: bool = False) -> list[tuple[int, float]]:
+    async def query_vector(self, query: str) -> np.ndarray | None:
+        """The query's vector, or None while the index cannot answer."""
         if self.index_state != "ready":
+            return None
+        return (await self.embed([query]))[0]
+
+    async def vector_candidates(self, query: str | np.ndarray | None, n: int, *, exact: bool = False) -> list[tuple[int, float]]:
+        vector = await self.query_vector(query) if isinstance(query, str) else query
+        if vector is None or self.index_state != "ready":
             return []
-        vector = (await self.embed([query]))[0]
         # Below EXACT_BELOW vectors a brute-force scan is both faster than HNSW and exact.
         exact = exact or len(self.index) < EXACT_BELOW
         found = await asyncio.to_thread(self.index.search, vector, n, exact=exact)
         return [(key, cos) for key, cos in found if cos > 0.0]  # at or below zero: no similarity at all
+
+    def _gather_evidence(
+        self,
+        candidates: dict[int, ranking.Candidate],
+        records: dict[int, tuple[MemoryRecord, int]],
+        query: str,
+        query_vector: np.ndarray | None,
+        counts: dict[str, float],
+    ) -> None:
+        """What confidence fusion needs: each keyword hit's coverage of the query, and
+        every candidate's cosine in units of a typical memory's."""
+        terms = ranking.QueryTerms.build(ranking.query_words(query), counts, max(self._total, 1))
+        for key, c in candidates.items():
+            if c.keyword_rank is not None and key in records:
+                c.matched = ranking.matched_terms(query, ranking.searchable_text(records[key][0]))
+                c.coverage = terms.coverage(c.matched)
+        if query_vector is None:
+            return
+        missing = [key for key, c in candidates.items() if c.cosine is None]
+        for key, cos in self.index.cosines(query_vector, missing).items():
+            candidates[key].cosine = cos
+        mean, spread = self.index.background(query_vector)
+        for c in candidates.values():
+            if c.cosine is not None:
+                c.sigmas = (c.cosine - mean) / spread
 
     async def search(
         self,
@@ -460,24 +525,36 @@ class SQLiteMemoryBackend:
         touch: bool = False,
         exact: bool = False,
         min_similarity: float = 0.0,
+        fusion: str = "confidence",
     ) -> list[MemoryHit]:
+        """``fusion="rrf"`` (reciprocal rank fusion) is the benchmarks' baseline for hybrid mode."""
         if mode not in ("keyword", "semantic", "hybrid"):
             raise InvalidMemory(f"unknown search mode {mode!r}; expected keyword, semantic or hybrid")
+        if fusion not in ("confidence", "rrf"):
+            raise InvalidMemory(f"unknown fusion {fusion!r}; expected confidence or rrf")
         k = max(1, min(int(k), 200))
         await self.repair()
         n = max(k * 4, 50)
+        confident = mode == "hybrid" and fusion == "confidence"
+        counts = self.doc_counts(ranking.query_words(query)) if confident else None
+        keyword = self.keyword_candidates(query, n, tiers, counts) if mode != "semantic" else []
         # Over-fetch vectors: tier filtering happens after the index answers.
-        keyword = self.keyword_candidates(query, n, tiers) if mode != "semantic" else []
-        vector = await self.vector_candidates(query, n * 2, exact=exact) if mode != "keyword" else []
+        query_vector = await self.query_vector(query) if mode != "keyword" else None
+        vector = await self.vector_candidates(query_vector, n * 2, exact=exact)
         vector = [(key, cos) for key, cos in vector if cos >= min_similarity]
-        candidates = ranking.fuse(keyword, vector)
+        candidates = ranking.collect(keyword, vector)
+        records = self.rows_by_key(list(candidates))
         if mode == "keyword":
             for c in candidates.values():
                 c.score = c.keyword_score
         elif mode == "semantic":
             for c in candidates.values():
-                c.score = c.cosine
-        records = self.rows_by_key(list(candidates))
+                c.score = c.cosine or 0.0
+        elif confident:
+            self._gather_evidence(candidates, records, query, query_vector, counts or {})
+            ranking.fuse(candidates.values(), min_similarity)
+        else:
+            ranking.fuse_rrf(candidates.values())
         now = self.clock()
         pool = []
         for key, c in candidates.items():
@@ -512,6 +589,7 @@ class SQLiteMemoryBackend:
             "enabled": True,
             "backend": self.name,
             "embedder": self.index.embedder_id,
+            "vector_dtype": self.index.dtype,
             "total_entries": self.count(),
             "index_size": len(self.index),
             "index_state": self.index_state,

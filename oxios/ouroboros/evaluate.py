@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -9,11 +10,11 @@ from typing import Any, Literal
 
 import msgspec
 
-from oxios_hookspecs import Action, ActionContext, Usage
+from oxios_hookspecs import Action, ActionContext
 
 from ..agent.processes import run_command
 from ..security.exec_rules import clamp_timeout, resolve_binary, scrub_env
-from .llm import JsonReplyError, ask_json, extract_json
+from .llm import JsonReplyError, Meter, ask_json, extract_json
 from .seed import Check, Criterion, Seed
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 # When the judge cannot be understood even after a retry, assume little.
 FALLBACK_SCORE = 0.3
 UNEVIDENCED_CAP = 0.5
+# A criterion passes at "core done" (0.7) or better; "partial" is 0.5 to 0.7.
+PASS_SCORE = 0.7
+PARTIAL_SCORE = 0.5
+MAX_CHECKED_BYTES = 5_000_000
 
 JUDGE_SYSTEM = """You are a strict evaluator. Judge an agent's work against each acceptance criterion.
 Rubric for each criterion's score: complete 0.9-1.0; core done 0.7-0.8; partial 0.5-0.6; failed below 0.5.
@@ -29,13 +34,25 @@ Reply with only JSON: {"criteria": [{"id": "...", "verdict": "pass|partial|fail"
 "evidence": "...", "note": "..."}], "score": 0.0}"""
 
 
+Verdict = Literal["pass", "partial", "fail"]
+
+
+def verdict_for(score: float) -> Verdict:
+    return "pass" if score >= PASS_SCORE else "partial" if score >= PARTIAL_SCORE else "fail"
+
+
 class CriterionResult(msgspec.Struct, kw_only=True):
     id: str
     passed: bool | None = None  # None: not mechanically checked
     score: float | None = None
+    verdict: Verdict | None = None  # from the final score, by the rubric
     note: str = ""
     evidence: str = ""
     mechanical: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.passed is not False and self.score is not None and self.score >= PASS_SCORE
 
 
 class Evaluation(msgspec.Struct, kw_only=True):
@@ -48,18 +65,25 @@ class Evaluation(msgspec.Struct, kw_only=True):
     schema_error: str | None = None
 
     def failures(self) -> list[CriterionResult]:
-        return [c for c in self.criteria if c.passed is False or (c.score is not None and c.score < 0.7)]
+        return [c for c in self.criteria if not c.succeeded]
 
 
 async def run_check(kernel: Any, check: Check, context: ActionContext) -> tuple[bool, str]:
-    """Run one mechanical check under the same policy as the agent's own tools."""
+    """Run one mechanical check under the same policy as the agent's own tools.
+
+    Checks run unattended: an action the policy would ask a human about (an
+    interpreter such as ``python3 -c``) is allowed only by a standing approval
+    grant and otherwise fails the criterion, with the policy's reason as its note.
+    """
+    problem = check.problem()
+    if problem:
+        return False, f"the check is unusable: {problem}"
     workspace = Path(kernel.paths.workspace)
     if check.kind == "command":
-        if not check.argv:
-            return False, "the check has no command"
-        verdict = await kernel.check_action(Action(kind="exec", argv=check.argv, mode="structured", cwd=str(workspace)), context)
-        if verdict.verdict != "allow":
-            return False, f"check command not allowed: {verdict.reason}"
+        shown = f"`{' '.join(check.argv)}`"
+        auth = await kernel.authorize(Action(kind="exec", argv=check.argv, mode="structured", cwd=str(workspace)), context)
+        if not auth.allowed:
+            return False, f"check {shown} was not run: the exec policy refused it: {auth.reason}"
         env = scrub_env(kernel.config.exec.env_passthrough)
         binary = resolve_binary(check.argv[0], env)
         if binary is None:
@@ -74,17 +98,28 @@ async def run_check(kernel: Any, check: Check, context: ActionContext) -> tuple[
         )
         tail = result.output.strip()[-400:]
         if result.timed_out:
-            return False, f"`{' '.join(check.argv)}` timed out"
-        return result.exit_code == 0, f"`{' '.join(check.argv)}` exited {result.exit_code}" + (f": {tail}" if tail else "")
+            return False, f"{shown} timed out"
+        return result.exit_code == 0, f"{shown} exited {result.exit_code}" + (f": {tail}" if tail else "")
     target = workspace / check.path
-    verdict = await kernel.check_action(Action(kind="path", path=str(target), access="read"), context)
-    if verdict.verdict != "allow":
-        return False, f"cannot read {check.path}: {verdict.reason}"
+    auth = await kernel.authorize(Action(kind="path", path=str(target), access="read"), context)
+    if not auth.allowed:
+        return False, f"cannot read {check.path}: {auth.reason}"
+    return await asyncio.to_thread(_check_file, workspace, check)
+
+
+def _check_file(workspace: Path, check: Check) -> tuple[bool, str]:
+    target = workspace / check.path
+    if not target.resolve().is_relative_to(workspace.resolve()):  # a symlink out of the workspace
+        return False, f"{check.path} leads outside the workspace"
     if not target.is_file():
         return (not check.exists), f"{check.path} does not exist"
     if not check.exists:
         return False, f"{check.path} exists but should not"
-    content = target.read_text(errors="replace")
+    with target.open("rb") as fh:
+        raw = fh.read(MAX_CHECKED_BYTES + 1)
+    if len(raw) > MAX_CHECKED_BYTES:
+        return False, f"{check.path} is larger than {MAX_CHECKED_BYTES} bytes, too large to check"
+    content = raw.decode(errors="replace")
     if check.equals is not None and content.strip() != check.equals.strip():
         return False, f"{check.path} contains {content.strip()[:200]!r}, expected {check.equals.strip()[:200]!r}"
     if check.contains is not None and check.contains not in content:
@@ -139,8 +174,9 @@ async def evaluate(
     *,
     min_score: float,
     model: str = "",
-    usage: list[Usage] | None = None,
+    meter: Meter | None = None,
 ) -> Evaluation:
+    """Mechanical checks, then the judge; raises BudgetExceeded when the run's account cannot pay the judge."""
     results: dict[str, CriterionResult] = {}
     for criterion in seed.acceptance_criteria:
         if criterion.check is None:
@@ -155,7 +191,7 @@ async def evaluate(
     to_judge = [c for c in seed.acceptance_criteria if results[c.id].passed is None or not mechanical_pass]
     judge: Literal["none", "llm", "fallback"] = "none"
     if to_judge:
-        judged = await _judge(kernel, seed, to_judge, results, response, transcript, model=model, usage=usage)
+        judged = await _judge(kernel, seed, to_judge, results, response, transcript, model=model, meter=meter)
         judge = "fallback" if judged is None else "llm"
         for criterion in to_judge:
             result = results[criterion.id]
@@ -165,12 +201,20 @@ async def evaluate(
                 continue
             verdict = judged[criterion.id]
             score = verdict["score"]
-            if not verdict["evidence"].strip():
-                score = min(score, UNEVIDENCED_CAP)  # claims without evidence are capped
             if result.mechanical:
-                score = min(score, result.score or 0.0)  # the judge never overrules a failed check
+                # The check's outcome is the evidence; the judge never overrules a failed check,
+                # and the check's own note (an exit code, a policy refusal) stays first.
+                score = min(score, result.score or 0.0)
+                result.note = f"{result.note}; judge: {verdict['note']}" if verdict["note"] else result.note
+            else:
+                result.note = verdict["note"] or result.note
+                if not verdict["evidence"].strip() and score > UNEVIDENCED_CAP:
+                    score = UNEVIDENCED_CAP  # a claim without evidence is capped
+                    result.note = f"{result.note} (capped at {UNEVIDENCED_CAP}: no evidence)".strip()
             result.score, result.evidence = score, verdict["evidence"] or result.evidence
-            result.note = verdict["note"] or result.note
+    for result in results.values():
+        if result.score is not None:
+            result.verdict = verdict_for(result.score)
     scores = [r.score for r in results.values() if r.score is not None]
     score = round(sum(scores) / len(scores), 4) if scores else (1.0 if mechanical_pass else 0.0)
     return Evaluation(
@@ -193,7 +237,7 @@ async def _judge(
     transcript: list[dict[str, Any]],
     *,
     model: str,
-    usage: list[Usage] | None,
+    meter: Meter | None,
 ) -> dict[str, Any] | None:
     lines = [f"Goal: {seed.goal}", "Criteria to judge:"]
     for c in criteria:
@@ -208,7 +252,13 @@ async def _judge(
     ]
     try:
         return await ask_json(
-            kernel, JUDGE_SYSTEM, "\n".join(lines), validate=_judge_validator({c.id for c in criteria}), model=model, usage=usage
+            kernel,
+            JUDGE_SYSTEM,
+            "\n".join(lines),
+            validate=_judge_validator({c.id for c in criteria}),
+            model=model,
+            meter=meter,
+            phase="Evaluate",
         )
     except JsonReplyError as err:
         log.warning("ouroboros: judge reply unusable after a retry (%s); using the fallback score", err)

@@ -26,7 +26,7 @@ from oxios_hookspecs import (
     UsageEvent,
 )
 
-from .base import ProviderSettings, parse_tool_arguments, translate_sdk_error
+from .base import ProviderSettings, body_excerpt, decode_error, malformed_response, parse_tool_arguments, translate_sdk_error
 from .errors import ProviderAuthError, ProviderUnavailableError
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,11 @@ class AnthropicProvider:
         # anthropic 2.x dropped ``temperature`` from messages.create; it is not sent.
         return params
 
+    API = "an Anthropic message"
+
     def _error(self, err: BaseException) -> BaseException:
-        return translate_sdk_error(err, self.name, self._sdk, self.settings.base_url) or err
+        base_url = self.settings.base_url
+        return translate_sdk_error(err, self.name, self._sdk, base_url) or decode_error(err, self.name, self.API, base_url) or err
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         client = self._get_client()
@@ -154,6 +157,13 @@ class AnthropicProvider:
             raw = await client.messages.create(**self._params(request))
         except Exception as err:
             raise self._error(err) from err
+        try:
+            return self._response(raw, request)
+        except (AttributeError, TypeError, IndexError, KeyError, ValueError) as err:
+            # The SDK hands back the text of a non-JSON body, or a model with fields missing.
+            raise malformed_response(self.name, self.API, body_excerpt(raw), self.settings.base_url) from err
+
+    def _response(self, raw: Any, request: ModelRequest) -> ModelResponse:
         content: list[ContentBlock] = []
         for block in raw.content:
             if block.type == "text":

@@ -105,6 +105,39 @@ def translate_sdk_error(err: BaseException, provider: str, sdk: Any, base_url: s
     return ProviderError(message, provider=provider, status=status)
 
 
+def malformed_response(provider: str, api: str, detail: str, base_url: str = "") -> ProviderError:
+    """A 200 answer that is not what the API returns (an HTML page from a proxy, broken JSON, a missing field).
+
+    Not retried: the same server gives the same answer. The message names what came back and what to check.
+    """
+    where = f" at {_without_userinfo(base_url)}" if base_url else ""
+    return ProviderError(
+        f"provider {provider!r}{where} sent a response that is not {api}: {redact(detail)}"
+        f" (check providers.{provider}.base_url and .kind)",
+        provider=provider,
+    )
+
+
+def body_excerpt(raw: Any, limit: int = 160) -> str:
+    """The start of a response body (an SDK object or the text an SDK hands back for a non-JSON body), on one line."""
+    if isinstance(raw, bytes):
+        text = raw.decode(errors="replace")
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        dump = getattr(raw, "model_dump_json", None)
+        text = dump() if callable(dump) else repr(raw)
+    text = " ".join(text.split()) or "an empty body"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def decode_error(err: BaseException, provider: str, api: str, base_url: str = "") -> ProviderError | None:
+    """Our error for a body the SDK could not parse as JSON (``None`` for any other error)."""
+    if isinstance(err, json.JSONDecodeError):
+        return malformed_response(provider, api, f"invalid JSON ({err.msg} at char {err.pos}): {body_excerpt(err.doc)}", base_url)
+    return None
+
+
 def _without_userinfo(url: str) -> str:
     """``http://user:pass@host/v1`` -> ``http://host/v1``: credentials never go into a message."""
     return re.sub(r"//[^/@]*@", "//", url)

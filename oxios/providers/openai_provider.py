@@ -32,8 +32,8 @@ from oxios_hookspecs import (
     UsageEvent,
 )
 
-from .base import ProviderSettings, parse_tool_arguments, translate_sdk_error
-from .errors import ProviderAuthError
+from .base import ProviderSettings, body_excerpt, decode_error, malformed_response, parse_tool_arguments, translate_sdk_error
+from .errors import ProviderAuthError, ProviderUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,11 @@ class OpenAIProvider:
             params["temperature"] = request.temperature
         return params
 
+    API = "an OpenAI chat completion"
+
     def _error(self, err: BaseException) -> BaseException:
-        return translate_sdk_error(err, self.name, self._sdk, self.settings.base_url) or err
+        base_url = self.settings.base_url
+        return translate_sdk_error(err, self.name, self._sdk, base_url) or decode_error(err, self.name, self.API, base_url) or err
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         client = self._get_client()
@@ -175,6 +178,13 @@ class OpenAIProvider:
             raw = await client.chat.completions.create(**self._params(request))
         except Exception as err:
             raise self._error(err) from err
+        try:
+            return self._response(raw, request)
+        except (AttributeError, TypeError, IndexError, KeyError, ValueError) as err:
+            # The SDK hands back the text of a non-JSON body, or a model with fields missing.
+            raise malformed_response(self.name, self.API, body_excerpt(raw), self.settings.base_url) from err
+
+    def _response(self, raw: Any, request: ModelRequest) -> ModelResponse:
         choice = raw.choices[0]
         content: list[ContentBlock] = [TextBlock(text=choice.message.content)] if choice.message.content else []
         for call in choice.message.tool_calls or []:
@@ -203,9 +213,11 @@ class OpenAIProvider:
         usage = Usage()
         finish: str | None = None
         calls: dict[int, dict[str, str]] = {}  # tool-call index -> {id, name, arguments}
+        chunk_count = 0
         try:
             async with chunks:
                 async for chunk in chunks:
+                    chunk_count += 1
                     if chunk.usage is not None:
                         usage = usage_of(chunk.usage)
                     for choice in chunk.choices or []:
@@ -223,6 +235,13 @@ class OpenAIProvider:
                             finish = choice.finish_reason
         except Exception as err:
             raise self._error(err) from err
+        if finish is None:
+            # Every OpenAI-compatible server ends a stream with a finish_reason; without one it was cut
+            # (or was not a chat-completion stream at all), and an empty answer must not pass for a reply.
+            hint = "" if chunk_count else f" (no chunk arrived: is providers.{self.name}.base_url an OpenAI-compatible API?)"
+            raise ProviderUnavailableError(
+                f"provider {self.name!r}: the stream ended before a finish_reason{hint}", provider=self.name
+            )
         for index in sorted(calls):
             call = calls[index]
             yield ToolCallEvent(

@@ -7,12 +7,24 @@ seq that :meth:`AuditLog.verify` names. Every ``audit.checkpoint_every``
 entries (and on shutdown) the Merkle root over all entry hashes since genesis
 is recorded; inclusion proofs are checked against it. Pruning deletes old
 rows but keeps their hashes (``audit_leaves``), anchored by a checkpoint.
+
+Removing the newest entries *and* rewinding ``audit_head`` and the
+checkpoints (or putting back an older copy of the database) leaves a chain
+that is consistent in itself. So the head is also written outside the
+database, to ``audit-head`` next to it (``seq hash``, only ever moving
+forward): :meth:`AuditLog.verify` reports entries missing at the end when the
+database stops short of it, and a rewritten entry when the hash at that seq
+differs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -22,6 +34,8 @@ from ..logs import redact
 from . import merkle
 
 GENESIS = "0" * 64
+ANCHOR_NAME = "audit-head"
+logger = logging.getLogger(__name__)
 _SECRET_KEYS = (
     "api_key",
     "apikey",
@@ -105,7 +119,7 @@ class VerifyReport(msgspec.Struct, kw_only=True):
     last_seq: int | None = None
     checkpoints: int = 0
     bad_seq: int | None = None
-    problem: str | None = None  # hash | link | order | time | missing | checkpoint
+    problem: str | None = None  # hash | link | order | time | missing | checkpoint | anchor
     detail: str = ""
 
 
@@ -156,12 +170,17 @@ def _row_entry(row: Any) -> AuditEntry:
 class AuditLog:
     """The ``audit`` service over the kernel's state store."""
 
-    def __init__(self, state: Any, *, checkpoint_every: int = 100, enabled: bool = True, events: Any = None) -> None:
+    def __init__(
+        self, state: Any, *, checkpoint_every: int = 100, enabled: bool = True, events: Any = None, anchor: bool = True
+    ) -> None:
         self.state = state
         self.checkpoint_every = max(0, checkpoint_every)
         self.enabled = enabled
         self.events = events
         self._frontier: merkle.Frontier | None = None  # incremental Merkle root for checkpoints
+        # The head kept outside the database (see the module docstring); None for an in-memory store.
+        path = getattr(state, "path", None)
+        self.anchor_path: Path | None = Path(path).with_name(ANCHOR_NAME) if anchor and path is not None else None
         state.migrate("audit", MIGRATIONS)
 
     # -- writing --------------------------------------------------------------------------
@@ -198,6 +217,7 @@ class AuditLog:
                 " ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, ts = excluded.ts",
                 (seq, digest, ts),
             )
+        self._advance_anchor(seq, digest)
         entry = AuditEntry(
             seq=seq,
             ts=ts,
@@ -213,6 +233,58 @@ class AuditLog:
         if self.checkpoint_every and seq % self.checkpoint_every == 0:
             self.checkpoint()
         return entry
+
+    # -- the head outside the database -----------------------------------------------------
+
+    def _advance_anchor(self, seq: int, digest: str) -> None:
+        """Move the outside head forward to ``seq`` (never back: another process may be ahead).
+
+        Written after the entry is committed, so a crash in between leaves it
+        behind the database (harmless), never ahead of it (a false alarm).
+        """
+        if self.anchor_path is None:
+            return
+        try:
+            fd = os.open(self.anchor_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                current = _parse_anchor(os.pread(fd, 256, 0))
+                if current is None or current[0] < seq:
+                    record = f"{seq} {digest}\n".encode()
+                    os.pwrite(fd, record, 0)
+                    os.ftruncate(fd, len(record))
+            finally:
+                os.close(fd)  # also releases the lock
+        except OSError:  # the entry is in the chain; a lost anchor only weakens the tail check
+            logger.warning("cannot record the audit head in %s", self.anchor_path, exc_info=True)
+
+    def anchor(self) -> tuple[int, str] | None:
+        """``(seq, hash)`` of the head recorded outside the database; None when there is none.
+
+        Raises ValueError when the file exists but does not hold a head.
+        """
+        if self.anchor_path is None:
+            return None
+        try:
+            raw = self.anchor_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        parsed = _parse_anchor(raw)
+        if parsed is None:
+            raise ValueError(f"{self.anchor_path} does not hold an audit head ('SEQ HASH')")
+        return parsed
+
+    def adopt_anchor(self) -> None:
+        """Start the outside head from the database's (a first start, or a chain older than the anchor)."""
+        head = self.head()
+        if head is not None and self.anchor_path is not None and not self.anchor_path.exists():
+            self._advance_anchor(head["seq"], head["hash"])
+
+    def _hash_at(self, seq: int) -> str | None:
+        row = self.state.one(
+            "SELECT hash FROM audit_log WHERE seq = ? UNION ALL SELECT hash FROM audit_leaves WHERE seq = ?", (seq, seq)
+        )
+        return row["hash"] if row is not None else None
 
     # -- reading --------------------------------------------------------------------------
 
@@ -446,6 +518,21 @@ class AuditLog:
                 return bad(
                     cp["last_seq"], "checkpoint", f"checkpoint {cp['id']} root does not match entries 1..{cp['tree_size']}"
                 )
+        try:
+            anchor = self.anchor()
+        except ValueError as err:
+            return bad(None, "anchor", str(err))
+        if anchor is not None:
+            anchor_seq, anchor_hash = anchor
+            if anchor_seq > last_seq:
+                return bad(
+                    last_seq + 1,
+                    "missing",
+                    f"entries {last_seq + 1}..{anchor_seq} are missing at the end: the head recorded outside the "
+                    f"database ({self.anchor_path}) is entry {anchor_seq}",
+                )
+            if anchor_seq >= 1 and self._hash_at(anchor_seq) != anchor_hash:
+                return bad(anchor_seq, "link", f"entry {anchor_seq} is not the one recorded outside the database")
         return VerifyReport(
             ok=True,
             entries=len(rows),
@@ -494,9 +581,17 @@ class AuditLog:
             pass
 
 
+def _parse_anchor(raw: bytes) -> tuple[int, str] | None:
+    parts = raw.decode("ascii", "replace").split()
+    if len(parts) != 2 or not parts[0].isdigit() or len(parts[1]) != 64:
+        return None
+    return int(parts[0]), parts[1]
+
+
 def start(kernel: Any) -> AuditLog:
     cfg = kernel.config.audit
     log = AuditLog(kernel.state, checkpoint_every=cfg.checkpoint_every, enabled=cfg.enabled, events=kernel.events)
+    log.adopt_anchor()
     if cfg.retain_entries:
         head = log.head()
         if head and head["seq"] > cfg.retain_entries * 2:

@@ -62,6 +62,12 @@ async def collect_votes(kernel: Any, action: Action, context: ActionContext) -> 
         for decision in result if isinstance(result, list) else [result]:
             if decision is None:
                 continue
+            if not isinstance(decision, Decision) or decision.verdict not in _RANK:
+                # Not a vote this engine understands: counted as deny, never as silence (fail closed).
+                log.error("policy %s returned %r, not a Decision with verdict allow, ask or deny", name, decision)
+                decision = Decision(
+                    verdict="deny", reason=f"policy {name} returned an invalid vote: {decision!r:.200}", policy=name
+                )
             if not decision.policy:
                 decision = msgspec.structs.replace(decision, policy=name)
             votes.append(decision)

@@ -32,7 +32,9 @@ from typing import Any
 
 # Characters that mean something to a shell; none may appear in a structured argument.
 FORBIDDEN_CHARS = frozenset("|&;$`<>(){}\n\r\x00")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Control characters, and the invisible ones that reorder or hide text (bidi overrides and isolates,
+# zero-width marks): in an approval prompt they would show a human other code than what runs.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 _BARE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
 
 # Programs whose purpose is to run other programs or arbitrary code. An allowlist
@@ -124,6 +126,8 @@ WRAPPERS = frozenset(
     }
 )
 CODE_RUNNERS = SHELLS | INTERPRETERS | WRAPPERS
+# An agent running Oxios's CLI could approve its own approvals, grant itself commands or mint tokens.
+OPERATOR_CLIS = frozenset({"oxios"})
 # Arguments that only print a version or help text and exit, per interpreter family;
 # anything else an interpreter is given may be code.
 _INFO_ONLY = frozenset({"--version", "--help"})
@@ -201,6 +205,9 @@ def scrub_env(passthrough: list[str] | tuple[str, ...] = (), source: Mapping[str
         if name in src and not _DANGEROUS_ENV.match(name) and name not in ("TERM",):
             env[name] = src[name]
     env["TERM"] = "dumb"
+    # Hooks are code an unpacked archive (`tar -x`, `unzip`) can drop into .git/hooks; the agent's
+    # next `git commit` would run them. Git run for an agent runs none (git >= 2.31 reads these).
+    env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="core.hooksPath", GIT_CONFIG_VALUE_0=os.devnull)
     return env
 
 
@@ -366,6 +373,8 @@ def _option_rules(binary: str, args: list[str]) -> ExecVerdict | None:
     """Options that turn an allowed binary into a way to run anything."""
     if binary in WRAPPERS:
         return _deny(f"{binary} runs another program; allowlist that program instead")
+    if binary in OPERATOR_CLIS:
+        return _deny(f"{binary} is the operator's own CLI (approvals, grants, tokens, config); agents act through tools")
     if interpreter_name(binary) in SHELLS:
         return _deny(f"{binary} is a shell; structured exec never runs one (shell mode is separate)")
     if binary == "git":
@@ -673,6 +682,17 @@ def _simple_commands(tree: list[Any]) -> tuple[list[_SimpleCommand], str | None]
     return found, None
 
 
+def command_words(command: str) -> list[list[str]]:
+    """The words of every simple command in a shell command line (empty when it does not parse)."""
+    import bashlex
+
+    try:
+        commands, _ = _simple_commands(bashlex.parse(command))
+    except Exception:  # check_shell has refused what does not parse
+        return []
+    return [c.words for c in commands if c.words]
+
+
 def check_shell(
     command: str, allowed_commands: list[str], allowlist_mode: str = "strict", env: Mapping[str, str] | None = None
 ) -> tuple[ExecVerdict, list[str]]:
@@ -681,6 +701,9 @@ def check_shell(
 
     if "\x00" in command:
         return _deny("the command contains a NUL byte"), []
+    hidden = _bad_code_char(command)
+    if hidden:
+        return _deny(f"the command contains the control or invisible character {hidden}"), []
     try:
         tree = bashlex.parse(command)
     except Exception as err:  # bashlex raises its own ParsingError and assorted errors

@@ -17,9 +17,11 @@ descriptor.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import secrets
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -99,7 +101,8 @@ class Sandbox:
         if home is not None:
             h = Path(home)
             denied += [
-                _real(h / name) for name in ("config.toml", "secrets", "state.db", "state.db-wal", "state.db-shm", "run", ".env")
+                _real(h / name)
+                for name in ("config.toml", "secrets", "state.db", "state.db-wal", "state.db-shm", "audit-head", "run", ".env")
             ]
         user_home = os.path.expanduser("~")
         denied += [_real(os.path.join(user_home, name)) for name in _HOME_SECRETS]
@@ -162,8 +165,8 @@ class Sandbox:
     def check_write(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> tuple[bool, str, str]:
         """Like :meth:`check`, and refuses files git would execute (hooks, repository config)."""
         ok, reason, real = self._check(path, cwd, write=True)
-        if ok and _git_executable(real):
-            return False, f"{real} is run by git (hooks, .git/config); agents may not write it", real
+        if ok and git_obeys(real):
+            return False, f"{real} is run or obeyed by git (hooks, config, a .git file); agents may not write it", real
         return ok, reason, real
 
     def _check(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None, *, write: bool) -> tuple[bool, str, str]:
@@ -203,8 +206,8 @@ class Sandbox:
         """
         real = self.require(path, cwd)
         writing = bool(flags & (os.O_WRONLY | os.O_RDWR))
-        if writing and _git_executable(real):
-            raise PathDenied(f"{real} is run by git (hooks, .git/config); agents may not write it")
+        if writing and git_obeys(real):
+            raise PathDenied(f"{real} is run or obeyed by git (hooks, config, a .git file); agents may not write it")
         truncate = bool(flags & os.O_TRUNC)
         try:
             fd = os.open(real, (flags & ~os.O_TRUNC) | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
@@ -247,14 +250,98 @@ class Sandbox:
             encoding = "utf-8"
         return os.fdopen(fd, mode.replace("x", "w") if "x" in mode else mode, encoding=encoding)
 
+    def write_atomic(self, path: str | os.PathLike[str], data: bytes, cwd: str | os.PathLike[str] | None = None) -> str:
+        """Replace the file at ``path`` with ``data`` (a new temp file renamed over it); the real path.
 
-def _git_executable(real: str) -> bool:
-    """Whether ``real`` is a git hook or repository config, which git runs or obeys on the next commit."""
+        The folder is opened once (``O_NOFOLLOW``, re-judged through
+        ``/proc/self/fd``) and the temp file is created in it by name with
+        ``O_EXCL | O_NOFOLLOW`` and a random name, so neither a link planted
+        where the temp file goes nor a folder swapped for a link after the
+        check can carry the write outside. The rename replaces a link at
+        ``path`` itself, never what it points to.
+        """
+        ok, reason, real = self.check_write(path, cwd)
+        if not ok:
+            raise PathDenied(reason)
+        folder, name = os.path.split(real)
+        os.makedirs(folder, exist_ok=True)
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            opened = _opened_path(dir_fd)
+            if opened is None:
+                if not _same_file(dir_fd, folder):
+                    raise PathDenied(f"{folder} changed while it was being opened")
+            elif opened != folder:
+                raise PathDenied(f"{folder} resolved to {opened} at open time: it was swapped for a link")
+            temp = f".{name[:100]}.{secrets.token_hex(8)}.tmp"
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=dir_fd)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=dir_fd)
+                raise
+        finally:
+            os.close(dir_fd)
+        return real
+
+
+def git_obeys(real: str) -> bool:
+    """Whether git runs or obeys the file at ``real`` (already resolved): writing it would run code.
+
+    Hooks and config in any git folder, a submodule's or a worktree's too
+    (``.git/modules/NAME/hooks/``, ``.git/worktrees/NAME/config.worktree``),
+    and a ``.git`` *file*, which points git at another folder and so at that
+    folder's config.
+    """
     parts = real.split("/")
-    for i, part in enumerate(parts[:-1]):
-        if part == ".git" and parts[i + 1] in ("hooks", "config"):
-            return True
-    return False
+    if parts[-1] == ".git" and not os.path.isdir(real):
+        return True
+    if ".git" not in parts[:-1]:
+        return False
+    rest = parts[parts.index(".git") + 1 :]
+    return "hooks" in rest or rest[-1] in ("config", "config.worktree")
+
+
+def git_dir_problem(start: str, sandbox: Sandbox) -> str | None:
+    """Why running git in ``start`` (already resolved) would obey files the agent may have written, or None.
+
+    git finds its repository by walking up from the working directory. A
+    ``.git`` file sends it to the folder it names, and a folder laid out like
+    a bare repository (``HEAD``, ``objects/``, ``refs/``) is one: either way
+    git would read a ``config`` the file tools may write (``core.fsmonitor``
+    runs a command on ``git status``). Only ``.git`` folders are protected.
+    """
+    folder = start
+    while sandbox.judge_real(folder)[0]:
+        if ".git" in folder.split("/"):
+            return None  # inside a .git folder: its config and hooks are protected
+        dotgit = os.path.join(folder, ".git")
+        if os.path.isdir(dotgit) and not os.path.islink(dotgit):
+            return None
+        if os.path.lexists(dotgit):
+            try:
+                with open(dotgit, encoding="utf-8", errors="replace") as fh:
+                    line = fh.read(4096).strip()
+            except OSError:
+                line = ""
+            target = os.path.realpath(os.path.join(folder, line.removeprefix("gitdir:").strip())) if line else ""
+            if target and ".git" in target.split("/"):
+                return None  # a submodule or worktree: its git folder lives inside a protected .git
+            return f"{dotgit} points git at {target or 'another folder'}, whose config and hooks are not protected"
+        if os.path.isfile(os.path.join(folder, "HEAD")) and all(
+            os.path.isdir(os.path.join(folder, name)) for name in ("objects", "refs")
+        ):
+            return f"{folder} is laid out like a bare git repository, whose config and hooks are not protected"
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return None
 
 
 def _flags_for(mode: str) -> int:

@@ -118,6 +118,11 @@ def _allowlisted_host(host: str, allowlist: Iterable[str]) -> bool:
     return False
 
 
+def host_allowlisted(host: str, allowlist: Iterable[str]) -> bool:
+    """Whether ``host`` is allowlisted by name (then it may resolve anywhere)."""
+    return _allowlisted_host(host, allowlist)
+
+
 def _is_network(entry: str) -> bool:
     try:
         ipaddress.ip_network(entry, strict=False)
@@ -198,6 +203,26 @@ async def acheck_url(url: str, allowlist: Iterable[str] = ()) -> list[IPAddress]
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as err:
+        raise SSRFError(f"cannot resolve {host}: {err}") from None
+    return _judge(host, _from_addrinfo(infos), allow)
+
+
+async def acheck_host(host: str, allowlist: Iterable[str] = (), *, unresolvable_ok: bool = False) -> list[IPAddress]:
+    """:func:`acheck_url` for a bare host (an exec argument such as ``user@host:path``).
+
+    With ``unresolvable_ok`` a name that does not resolve passes with no
+    addresses: an argument that merely looks like a host name (``data.json``)
+    reaches nothing.
+    """
+    allow = list(allowlist)
+    literal = parse_numeric_host(host)
+    if literal is not None:
+        return _judge(host, [literal], allow)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, 80, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as err:
+        if unresolvable_ok:
+            return []
         raise SSRFError(f"cannot resolve {host}: {err}") from None
     return _judge(host, _from_addrinfo(infos), allow)
 

@@ -3,8 +3,9 @@
 discord.py's own HTTP client and gateway WebSocket talk to it exactly as to
 Discord (HELLO, IDENTIFY, READY, GUILD_CREATE, heartbeats, RESUME, dispatched
 MESSAGE_CREATE and INTERACTION_CREATE), so the channel is tested over the
-wire. Like Discord, it rejects messages over 2000 characters and can answer
-429 with ``retry_after``.
+wire. Like Discord, it rejects messages over 2000 characters, answers 404
+for unknown channels, and can answer 429 with ``retry_after``, 5xx, or close
+the gateway with a code (4014: a privileged intent is not enabled).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ class FakeDiscord:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.messages: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
-        self.failures: dict[str, list[float]] = {}
+        self.failures: dict[str, list[tuple[int, float]]] = {}
+        self.missing_channels: set[str] = set()
+        self.identify_close_code: int | None = None  # close the gateway with this code instead of READY
         self._ids = itertools.count(100_000)
         self._sockets: list[WebSocket] = []
         self._seq = itertools.count(1)
@@ -181,6 +184,10 @@ class FakeDiscord:
                     if frame["d"].get("token") != TOKEN:
                         await ws.close(code=4004)
                         return
+                    if self.identify_close_code is not None:
+                        self.identifies += 1
+                        await ws.close(code=self.identify_close_code)
+                        return
                     self.identifies += 1
                     await self._send(
                         ws,
@@ -307,8 +314,9 @@ class FakeDiscord:
         )
         return iid
 
-    def fail_next(self, route: str, retry_after: float, times: int = 1) -> None:
-        self.failures.setdefault(route, []).extend([retry_after] * times)
+    def fail_next(self, route: str, retry_after: float = 0.0, times: int = 1, *, status: int = 429) -> None:
+        """The next ``times`` calls of ``route`` fail: 429 with ``retry_after``, or ``status`` (a 5xx)."""
+        self.failures.setdefault(route, []).extend([(status, retry_after)] * times)
 
     def texts(self, channel_id: str) -> list[str]:
         return [m["content"] for m in self.messages.values() if m["channel_id"] == channel_id and m["author"]["id"] == BOT["id"]]
@@ -333,8 +341,10 @@ class FakeDiscord:
     def _limited(self, route: str) -> Response | None:
         queued = self.failures.get(route)
         if queued:
-            retry_after = queued.pop(0)
-            self.calls.append(("429", route, {}))
+            status, retry_after = queued.pop(0)
+            self.calls.append((str(status), route, {}))
+            if status != 429:
+                return JSONResponse({"message": "Service unavailable", "code": 0}, status_code=status)
             return JSONResponse(
                 {"message": "You are being rate limited.", "retry_after": retry_after, "global": False},
                 status_code=429,
@@ -383,6 +393,8 @@ class FakeDiscord:
 
     async def _get_channel(self, request: Request) -> Response:
         cid = request.path_params["cid"]
+        if cid in self.missing_channels:
+            return JSONResponse({"message": "Unknown Channel", "code": 10003}, status_code=404)
         return JSONResponse({"id": cid, "type": 1, "recipients": [user(1)], "last_message_id": None})
 
     async def _body(self, request: Request) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -404,6 +416,8 @@ class FakeDiscord:
         if not self._authorized(request):
             return JSONResponse({"message": "401: Unauthorized", "code": 0}, status_code=401)
         cid = request.path_params["cid"]
+        if cid in self.missing_channels:
+            return JSONResponse({"message": "Unknown Channel", "code": 10003}, status_code=404)
         limited = self._limited("create_message")
         if limited is not None:
             return limited

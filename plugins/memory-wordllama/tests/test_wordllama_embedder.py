@@ -158,3 +158,16 @@ async def test_memory_search_by_meaning_in_a_kernel(oxios_kernel_factory: Any) -
         assert not await memory.search("which weekday do we push new versions live", "keyword", 3)
         hybrid = await memory.search("which weekday do we push new versions live", "hybrid", 3)
         assert hybrid[0].record.content == MEMORIES[0]
+        # Recall uses the floor this embedder recommends, not the hashing embedder's 0.2.
+        assert memory.recall_min_similarity() == WordLlamaEmbedder.recall_min_similarity == 0.3
+
+
+def test_the_recall_floor_keeps_answers_and_leaves_unrelated_memories_out(embedder: WordLlamaEmbedder) -> None:
+    # One question per memory, in the memory's own words: each clears the floor, no other pair does.
+    questions = ["when do we deploy to production", "how do I take my coffee", "cat thyroid pill"]
+    questions += ["where are secrets stored", "flight to Lisbon", "peanut allergy"]
+    sims = embedder.embed_array(questions) @ embedder.embed_array(MEMORIES).T
+    floor = embedder.recall_min_similarity
+    assert (np.diag(sims) >= floor).all(), sims.round(2).tolist()
+    assert (sims[~np.eye(len(MEMORIES), dtype=bool)] < floor).all(), sims.round(2).tolist()
+    assert 0.2 < floor < 0.5

@@ -4,8 +4,9 @@ It speaks the real wire protocol (form-encoded or multipart requests,
 ``{"ok": ..., "result": ...}`` envelopes, long-polled getUpdates) so
 python-telegram-bot's own HTTP client is exercised, and it behaves like the
 real server where bots trip up: identical edits are rejected, messages over
-4096 characters are rejected, malformed HTML is rejected, and 429/5xx can be
-injected.
+4096 characters are rejected, malformed HTML is rejected, getUpdates answers
+409 while a webhook is set, unknown chats are "not found", and 429, 5xx,
+409 (another poller) and 400 answers can be injected.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ class FakeBotApi:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
-        self.failures: dict[str, list[tuple[int, int | None]]] = {}
+        self.failures: dict[str, list[tuple[int, int | None, str | None]]] = {}
         self.webhook: dict[str, Any] | None = None
+        self.missing_chats: set[int] = set()  # sending there answers "chat not found"
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._new_update = asyncio.Event()
@@ -103,8 +105,10 @@ class FakeBotApi:
     def base_file_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/file/bot"
 
-    def fail_next(self, method: str, status: int, *, retry_after: int | None = None, times: int = 1) -> None:
-        self.failures.setdefault(method, []).extend([(status, retry_after)] * times)
+    def fail_next(
+        self, method: str, status: int, *, retry_after: int | None = None, times: int = 1, description: str | None = None
+    ) -> None:
+        self.failures.setdefault(method, []).extend([(status, retry_after, description)] * times)
 
     def _push(self, update: dict[str, Any]) -> None:
         update["update_id"] = next(self._update_ids)
@@ -121,11 +125,13 @@ class FakeBotApi:
         document: dict[str, Any] | None = None,
         photo: list[dict[str, Any]] | None = None,
         caption: str | None = None,
+        chat_type: str | None = None,
     ) -> None:
+        chat_type = chat_type or ("supergroup" if thread_id else "private")
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "supergroup" if thread_id else "private", "is_forum": bool(thread_id)},
+            "chat": {"id": chat_id, "type": chat_type, "is_forum": bool(thread_id)},
             "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
         }
         if text:
@@ -153,6 +159,12 @@ class FakeBotApi:
             "file_size": declared_size if declared_size is not None else len(data),
         }
 
+    def add_photo(self, file_id: str, data: bytes) -> list[dict[str, Any]]:
+        """A photo as Telegram sends it: several sizes, the largest last."""
+        self.files[file_id] = data
+        small = {"file_id": f"{file_id}-s", "file_unique_id": f"u{file_id}-s", "width": 90, "height": 90, "file_size": 10}
+        return [small, {"file_id": file_id, "file_unique_id": f"u{file_id}", "width": 800, "height": 600, "file_size": len(data)}]
+
     def callback(self, user_id: int, data: str, message: dict[str, Any]) -> None:
         self._push(
             {
@@ -173,12 +185,16 @@ class FakeBotApi:
             if (method is None or m == method) and (chat_id is None or int(p.get("chat_id", 0)) == chat_id)
         ]
 
+    def answers(self) -> list[str]:
+        """The texts of every answerCallbackQuery (the little notice a button press shows)."""
+        return [str(p.get("text", "")) for p in self.sent("answerCallbackQuery")]
+
     def chat_text(self, chat_id: int, thread_id: int | None = None) -> list[str]:
-        """The current text of every message the bot has in a chat (after edits), in order."""
+        """The current text of every text message the bot has in a chat (after edits), in order."""
         return [
             m["text"]
             for (c, _), m in sorted(self.messages.items(), key=lambda kv: kv[0][1])
-            if c == chat_id and (thread_id is None or m.get("message_thread_id") == thread_id)
+            if c == chat_id and "text" in m and (thread_id is None or m.get("message_thread_id") == thread_id)
         ]
 
     async def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
@@ -235,12 +251,12 @@ class FakeBotApi:
         params = await self._params(request)
         queued = self.failures.get(method)
         if queued:
-            status, retry_after = queued.pop(0)
+            status, retry_after, description = queued.pop(0)
             self.calls.append((f"{method}!{status}", params))
             body: dict[str, Any] = {
                 "ok": False,
                 "error_code": status,
-                "description": "Too Many Requests" if status == 429 else "Internal Server Error",
+                "description": description or ("Too Many Requests" if status == 429 else "Internal Server Error"),
             }
             if retry_after is not None:
                 body["parameters"] = {"retry_after": retry_after}
@@ -254,7 +270,7 @@ class FakeBotApi:
         try:
             result = await handler(params)
         except _ApiError as err:
-            return JSONResponse({"ok": False, "error_code": 400, "description": err.args[0]}, status_code=400)
+            return JSONResponse({"ok": False, "error_code": err.status, "description": err.args[0]}, status_code=err.status)
         return JSONResponse({"ok": True, "result": result})
 
     async def _file(self, request: Request) -> Response:
@@ -269,6 +285,7 @@ class FakeBotApi:
         return BOT_USER
 
     async def m_deleteWebhook(self, p: dict[str, Any]) -> Any:
+        self.webhook = None
         return True
 
     async def m_setWebhook(self, p: dict[str, Any]) -> Any:
@@ -279,6 +296,11 @@ class FakeBotApi:
         return True
 
     async def m_getUpdates(self, p: dict[str, Any]) -> Any:
+        if self.webhook is not None:
+            raise _ApiError(
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+                409,
+            )
         offset = int(p.get("offset") or 0)
         timeout = min(float(p.get("timeout") or 0), 1.0)  # short polls keep tests fast
         deadline = time.monotonic() + timeout
@@ -308,6 +330,8 @@ class FakeBotApi:
         return text
 
     def _message(self, chat_id: int, text: str | None, thread: Any = None, **extra: Any) -> dict[str, Any]:
+        if chat_id in self.missing_chats:
+            raise _ApiError("Bad Request: chat not found")
         msg: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
@@ -319,10 +343,14 @@ class FakeBotApi:
             msg["text"] = text
         if thread:
             msg["message_thread_id"] = int(thread)
+            msg["is_topic_message"] = True
+            msg["chat"] = {"id": chat_id, "type": "supergroup", "is_forum": True}
         self.messages[(chat_id, msg["message_id"])] = msg
         return msg
 
     async def m_sendMessage(self, p: dict[str, Any]) -> Any:
+        if int(p["chat_id"]) in self.missing_chats:
+            raise _ApiError("Bad Request: chat not found")
         text = self._check_text(p)
         extra = {"reply_markup": p["reply_markup"]} if "reply_markup" in p else {}
         return self._message(int(p["chat_id"]), text, p.get("message_thread_id"), **extra)
@@ -332,11 +360,15 @@ class FakeBotApi:
         if key not in self.messages:
             raise _ApiError("Bad Request: message to edit not found")
         text = self._check_text(p)
-        if self.messages[key].get("text") == text:
+        if self.messages[key].get("text") == text and p.get("reply_markup") == self.messages[key].get("reply_markup"):
             raise _ApiError(
                 "Bad Request: message is not modified: specified new message content and reply markup are exactly the same"
             )
         self.messages[key]["text"] = text
+        if p.get("reply_markup"):
+            self.messages[key]["reply_markup"] = p["reply_markup"]
+        else:
+            self.messages[key].pop("reply_markup", None)  # an edit without a keyboard removes it
         return self.messages[key]
 
     async def m_answerCallbackQuery(self, p: dict[str, Any]) -> Any:
@@ -366,7 +398,9 @@ class FakeBotApi:
 
 
 class _ApiError(Exception):
-    pass
+    def __init__(self, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.status = status
 
 
 def _strip_tags(text: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,29 +12,10 @@ import pytest_asyncio
 from oxios.providers.scripted import ScriptedProvider
 from oxios_hookspecs import Action
 
-from .conftest import clean_env, live_server, require_binary, web_kernel
+from .conftest import clean_env, live_server, web_kernel
+from .ui_watch import Watch, artifacts, chromium
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-# Read at import: the kernel fixtures clear OXIOS_* variables while they run.
-ARTIFACTS = os.environ.get("OXIOS_TEST_ARTIFACTS", "")
-
-
-def artifacts(tmp_path: Path) -> Path:
-    """Screenshots go to $OXIOS_TEST_ARTIFACTS when set (to look at them), else to the test's tmp dir."""
-    folder = Path(ARTIFACTS or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +25,8 @@ def provider() -> ScriptedProvider:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> Any:
-    chromium = require_binary("chromium", "/usr/bin/chromium")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+    async with chromium() as browser:
         yield browser
-        await browser.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -67,8 +42,7 @@ async def test_chat_streams_a_reply_in_the_browser(browser: Any, server: Any, pr
     kernel, base = server
     provider.enqueue_text("Hello! I am Oxios, streaming this answer token by token over the WebSocket.")
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
+    watch = Watch(page)
     await page.goto(base + "/")
     await page.wait_for_selector("#live:not(.off)")  # the SSE stream is connected
     await page.fill("#chat-input", "Who are you?")
@@ -83,13 +57,14 @@ async def test_chat_streams_a_reply_in_the_browser(browser: Any, server: Any, pr
     sessions = kernel.services["sessions"].list()
     assert sessions and sessions[0]["title"] == "Who are you?"
     await page.screenshot(path=str(artifacts(tmp_path) / "oxios-chat.png"))
-    assert errors == []
+    watch.check()
     await page.close()
 
 
 async def test_agents_and_approvals_update_live(browser: Any, server: Any, tmp_path: Path) -> None:
     kernel, base = server
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    watch = Watch(page)
     await page.goto(base + "/#approvals")
     await page.wait_for_selector("#live:not(.off)")
     approvals = kernel.services["approvals"]
@@ -104,6 +79,7 @@ async def test_agents_and_approvals_update_live(browser: Any, server: Any, tmp_p
     await page.goto(base + "/#agents")
     kernel.publish("agent.started", agent_id="live-agent-1", goal="watch me")
     await page.locator("#event-log li", has_text="agent.started").first.wait_for()
+    watch.check()
     await page.close()
 
 
@@ -111,6 +87,7 @@ async def test_audit_and_config_views(browser: Any, server: Any, tmp_path: Path)
     kernel, base = server
     kernel.services["audit"].append("agent-ui", "exec", "git status", True, "allowlisted", {})
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    watch = Watch(page)
     await page.goto(base + "/#audit")
     await page.locator("#audit-body tr", has_text="git status").wait_for()
     await page.click("#audit-verify")
@@ -118,14 +95,14 @@ async def test_audit_and_config_views(browser: Any, server: Any, tmp_path: Path)
     await page.goto(base + "/#config")
     await page.wait_for_function("document.querySelector('#config-text').value.includes('gateway')")
     await page.screenshot(path=str(artifacts(tmp_path) / "oxios-audit-config.png"))
+    watch.check()
     await page.close()
 
 
 async def test_cron_skills_memory_views(browser: Any, server: Any, tmp_path: Path) -> None:
     kernel, base = server
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
+    watch = Watch(page)
     await page.goto(base + "/#cron")
     await page.fill("#cron-form input[name=name]", "morning-news")
     await page.fill("#cron-form input[name=schedule]", "0 9 * * *")
@@ -146,7 +123,7 @@ async def test_cron_skills_memory_views(browser: Any, server: Any, tmp_path: Pat
     await page.click("#memory-search button[type=submit]")
     await page.locator("#memory-list li", has_text="score").first.wait_for()
     await page.screenshot(path=str(artifacts(tmp_path) / "oxios-memory.png"))
-    assert errors == []
+    watch.check()
     await page.close()
 
 
@@ -159,6 +136,7 @@ async def test_token_prompt_when_auth_is_on(
         async with web_kernel(home, provider, config) as kernel, live_server(kernel) as base:
             token = kernel.services["tokens"].create("browser", role="admin")["token"]
             page = await browser.new_page()
+            watch = Watch(page)
             await page.goto(base + "/")
             dialog = page.locator("#token-dialog")
             await dialog.wait_for()  # a 401 opened the token prompt
@@ -172,4 +150,5 @@ async def test_token_prompt_when_auth_is_on(
             assert (await reply.inner_text()).startswith("Authenticated hello.")
             assert await page.evaluate("localStorage.getItem('oxios.token')") == token
             await page.screenshot(path=str(artifacts(tmp_path) / "oxios-auth.png"))
+            watch.check("GET /api/events 401", "GET /api/sessions 401", "GET /api/personas 401", "GET /api/approvals 401")
             await page.close()

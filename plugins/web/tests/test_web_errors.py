@@ -161,3 +161,14 @@ async def test_unknown_git_revision_is_404(client: Any, kernel: Any) -> None:
     log = await client.get("/api/git/log?ref=no-such-branch")
     assert log.status_code == 404 and "no-such-branch" in log.json()["error"]
     assert (await client.get("/api/git/log?ref=HEAD~50")).status_code == 404
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_422_names_the_field_first(client: Any) -> None:
+    """docs/web.md: a validation message starts with the field, whatever msgspec's sentence looks like."""
+    typo = await client.post("/api/chat", json={"content": "hi", "sesion_id": "s1"})
+    assert typo.status_code == 422 and typo.json()["error"] == "sesion_id: unknown field"
+    missing = await client.post("/api/skills", json={"name": "no-description"})
+    assert missing.status_code == 422 and missing.json()["error"] == "description: required"
+    wrong_type = await client.post("/api/skills", json={"name": "x", "description": 5})
+    assert wrong_type.status_code == 422 and wrong_type.json()["error"].startswith("description: Expected `str`")

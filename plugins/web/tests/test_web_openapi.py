@@ -102,3 +102,31 @@ async def test_docs_page_is_served(app: Any) -> None:
         page = await client.get("/docs")
         assert page.status_code == 200 and "/static/docs.js" in page.text
         assert (await client.get("/static/docs.js")).status_code == 200
+
+
+async def test_persona_schemas_carry_tools_as_served(app: Any) -> None:
+    """PersonaBody takes ``tools``; the documented Persona has exactly the fields a persona answers with."""
+    document = app.state.openapi
+    schemas = document["components"]["schemas"]
+    assert schemas["PersonaBody"]["properties"]["tools"]["anyOf"][0] == {"type": "array", "items": {"type": "string"}}
+    for path, method, status in (("/api/personas/{id}", "get", "200"), ("/api/personas", "post", "201")):
+        content = document["paths"][path][method]["responses"][status]["content"]["application/json"]
+        assert content["schema"]["$ref"].endswith("/Persona")
+    persona = schemas["Persona"]
+    assert persona["properties"]["tools"] == {"type": "array", "items": {"type": "string"}, "default": []}
+    async with api_client(app) as client:
+        review = (await client.get("/api/personas/Review")).json()
+        assert set(review) == set(persona["properties"]) and set(persona["required"]) <= set(review)
+        assert review["tools"] == ["tier:read", "skill"]
+        body = {"name": "lookout", "system_prompt": "Only look.", "tools": ["tier:read", "!grep"]}
+        created = await client.post("/api/personas", json=body)
+        assert created.status_code == 201 and created.json()["tools"] == ["tier:read", "!grep"]
+        listed = {p["name"]: p["tools"] for p in (await client.get("/api/personas")).json()["items"]}
+        assert listed["lookout"] == ["tier:read", "!grep"]
+        bad = await client.put("/api/personas/lookout", json={"tools": ["tier:root"]})
+        assert bad.status_code == 422 and bad.json()["error"].startswith("tools: unknown tier")
+        assert "422" in document["paths"]["/api/personas/{id}"]["put"]["responses"]
+        assert (await client.put("/api/personas/lookout", json={"tools": "grep"})).status_code == 422
+        cleared = await client.put("/api/personas/lookout", json={"tools": []})
+        assert cleared.json()["tools"] == []
+        assert (await client.delete("/api/personas/lookout")).status_code == 200

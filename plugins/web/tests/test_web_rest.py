@@ -406,7 +406,12 @@ async def test_memory(client: Any, kernel: Any) -> None:
         r = await client.get("/api/memory")
         assert r.status_code == 501 and "memory is not available" in r.json()["error"]
         return
-    put = await client.put("/api/memory/my-note", json={"category": "notes", "content": "Important info about rockets"})
+    # The user guide's curl example as pasted: `curl -X PUT .../api/memory/my-note -d '{...}'` (no -H).
+    put = await client.put(
+        "/api/memory/my-note",
+        content=b'{"category": "notes", "content": "Important info about rockets"}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert put.status_code == 200, put.text
     again = await client.put("/api/memory/my-note", json={"category": "notes", "content": "Updated info about rockets"})
     assert again.json()["id"] == put.json()["id"]
@@ -456,6 +461,8 @@ async def test_personas(client: Any) -> None:
     assert (await client.put("/api/personas/active", json={"name": "pirate"})).json()["name"] == "pirate"
     assert (await client.get("/api/personas/active")).json()["name"] == "pirate"
     assert (await client.put("/api/personas/active", json={"name": "ghost"})).status_code == 404
+    assert (await client.delete("/api/personas/active")).json()["status"] == "cleared"
+    assert (await client.get("/api/personas/active")).status_code == 404
     assert (await client.delete("/api/personas/pirate")).status_code == 200
     assert (await client.get("/api/personas/pirate")).status_code == 404
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oxios.security.sandbox import PathDenied, Sandbox
+
 from .guard import NetworkGuard
 from .settings import BrowserSettings
 
@@ -59,6 +61,7 @@ class BrowserEngine:
         )
         self.sessions: dict[str, TabSession] = {}
         self.launches = 0
+        self.download_failures = 0
         self._playwright: Any = None
         self._browser: Any = None
         self._lock = asyncio.Lock()
@@ -252,17 +255,36 @@ class BrowserEngine:
 
     async def _save_download(self, session: TabSession, download: Any) -> None:
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(download.suggested_filename or "download").name).strip("._") or "download"
-        folder = self.workspace / self.settings.downloads_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / name
-        stem, suffix, n = target.stem, target.suffix, 1
-        while target.exists():
-            target = folder / f"{stem}-{n}{suffix}"
-            n += 1
         try:
-            await download.save_as(str(target))
+            # Chromium finishes the file in our private folder; we copy it into the workspace through
+            # the sandbox, so a link the model planted at the folder or the name cannot redirect it.
+            source = await download.path()
+            target = await asyncio.to_thread(self._place_download, Path(source), name)
         except Exception as err:
-            log.warning("browser: download %s failed: %s", name, err)
+            self.download_failures += 1
+            log.warning("browser: download %s refused or failed: %s", name, err)
+            self.kernel.publish("browser.download_failed", owner=session.owner, name=name, error=str(err)[:300])
             return
         session.downloads.append(str(target.relative_to(self.workspace)))
         self.kernel.publish("browser.downloaded", owner=session.owner, path=str(target.relative_to(self.workspace)))
+
+    def _place_download(self, source: Path, name: str) -> Path:
+        """Copy a finished download to ``downloads_dir/name`` (``name-1`` ... when taken); never through a link."""
+        sandbox = Sandbox.for_kernel(self.kernel)
+        folder = self.workspace / self.settings.downloads_dir
+        ok, why, real_folder = sandbox.check_write(folder)
+        if not ok:
+            raise PathDenied(why)
+        os.makedirs(real_folder, exist_ok=True)
+        stem, suffix = Path(name).stem, Path(name).suffix
+        for n in range(1000):
+            target = folder / (name if n == 0 else f"{stem}-{n}{suffix}")
+            if os.path.lexists(target):
+                continue  # taken (a link included): never replaced, never followed
+            try:
+                with sandbox.open(target, "xb") as out, open(source, "rb") as data:
+                    shutil.copyfileobj(data, out)
+            except FileExistsError:
+                continue
+            return target
+        raise FileExistsError(f"{folder} already holds 1000 files named like {name}")

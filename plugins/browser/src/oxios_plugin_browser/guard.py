@@ -20,13 +20,14 @@ import logging
 import time
 from collections import deque
 from html import escape
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
 
-from oxios.security.ssrf import GuardedTransport, SSRFError, acheck_url
+from oxios.security.ssrf import GuardedTransport, SSRFError, acheck_url, host_allowlisted, parse_numeric_host
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 _DROP_RESPONSE_HEADERS = {"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"}
 _DROP_REQUEST_HEADERS = {"host", "connection", "content-length", "accept-encoding"}
 _LOCAL_SCHEMES = ("data:", "blob:", "about:")
+_CLOSED = object()  # the page closed its WebSocket
 
 
 def _redirect_page(status: int, target: str) -> bytes:
@@ -55,14 +57,20 @@ class NetworkGuard:
             follow_redirects=False,
             trust_env=False,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            # One client fetches for every agent: a cookie it kept from one agent's response would go
+            # out with another agent's requests. Chromium keeps each context's cookies and sends them.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
         self.blocked: deque[dict[str, Any]] = deque(maxlen=200)
         self.requests_seen = 0
         self._robots: dict[str, tuple[float, RobotFileParser | None]] = {}
         # document URL -> where it redirected (followed by the navigation tools)
         self.redirects: dict[str, str] = {}
+        self._relays: set[asyncio.Task[None]] = set()  # WebSockets relayed to the checked address
 
     async def aclose(self) -> None:
+        for task in list(self._relays):
+            task.cancel()
         await self.client.aclose()
 
     async def check(self, url: str) -> None:
@@ -137,14 +145,61 @@ class NetworkGuard:
             return response.status_code, out_headers, b"".join(chunks)
 
     async def handle_websocket(self, ws: Any, owner: str) -> None:
+        """Check a page's WebSocket; connect it to the very address that was checked.
+
+        Chromium would resolve a host name again when it connects (a DNS
+        rebinding window), so only an IP literal or a name allowlisted as such
+        is left to Chromium; any other socket is relayed here, over a
+        connection to the checked address (Host header and TLS name kept).
+        The relay carries messages only: no cookies and no subprotocols.
+        """
         http_url = "http" + ws.url[2:] if ws.url.startswith("ws") else ws.url
         try:
-            await self.check(http_url)
-        except Blocked as err:
+            addresses = await acheck_url(http_url, self.allowlist)
+        except SSRFError as err:
             self._record_block(ws.url, str(err), owner)
             await ws.close(code=1008, reason="blocked by the SSRF guard")
             return
-        ws.connect_to_server()
+        host = urlsplit(ws.url).hostname or ""
+        if parse_numeric_host(host) is not None or host_allowlisted(host, self.allowlist):
+            ws.connect_to_server()
+            return
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        ws.on_message(inbox.put_nowait)
+        ws.on_close(lambda code, reason: inbox.put_nowait(_CLOSED))
+        task = asyncio.create_task(self._relay(ws, str(addresses[0]), inbox), name="oxios-browser-ws-relay")
+        self._relays.add(task)
+        task.add_done_callback(self._relays.discard)
+
+    async def _relay(self, ws: Any, address: str, inbox: asyncio.Queue[Any]) -> None:
+        import websockets
+
+        parts = urlsplit(ws.url)
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        try:
+            upstream = await websockets.connect(
+                ws.url, host=address, port=port, proxy=None, max_size=self.max_response_bytes, user_agent_header=self.user_agent
+            )
+        except Exception as err:  # refused, TLS, handshake: the page sees a closed socket
+            log.debug("browser: websocket %s via %s failed: %s", ws.url[:200], address, err)
+            await ws.close(code=1011, reason="could not connect")
+            return
+
+        async def to_server() -> None:
+            while (message := await inbox.get()) is not _CLOSED:
+                await upstream.send(message)
+            await upstream.close()
+
+        sender = asyncio.create_task(to_server())
+        try:
+            async for message in upstream:
+                ws.send(message)
+            await ws.close(code=upstream.close_code or 1000, reason=upstream.close_reason or "")
+        except Exception as err:  # the page went away, or the server broke the connection
+            log.debug("browser: websocket relay %s ended: %s", ws.url[:200], err)
+        finally:
+            sender.cancel()
+            await upstream.close()
 
     # -- robots.txt ----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from functools import cache
@@ -9,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from oxios.security.sandbox import sandbox_for
 from oxios_hookspecs import Action, ActionContext, ToolResult
 
 from .engine import BrowserEngine, BrowserError
@@ -220,17 +222,19 @@ async def browser_screenshot(context: ActionContext, full_page: bool = False, se
     async def act(engine: BrowserEngine) -> ToolResult:
         page = await engine.current_page(_owner(context), create=False)
         folder = engine.workspace / engine.settings.screenshots_dir
-        folder.mkdir(parents=True, exist_ok=True)
         stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(name).stem)[:80] or time.strftime(
             "shot-%Y%m%d-%H%M%S"
         )
         target = folder / f"{stem}.png"
         if selector:
-            await page.locator(selector).first.screenshot(path=str(target))
+            png = await page.locator(selector).first.screenshot()
         else:
-            await page.screenshot(path=str(target), full_page=full_page)
+            png = await page.screenshot(full_page=full_page)
+        # Written by us through the sandbox, not by Chromium by name: a link the model planted
+        # at the folder or the file must not carry the PNG outside the workspace.
+        await asyncio.to_thread(sandbox_for(context).write_atomic, target, png)
         rel = str(target.relative_to(engine.workspace))
-        return ToolResult(content=f"saved {rel}", data={"path": rel, "bytes": target.stat().st_size})
+        return ToolResult(content=f"saved {rel}", data={"path": rel, "bytes": len(png)})
 
     return await _run(context, act)
 

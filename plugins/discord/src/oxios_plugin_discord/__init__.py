@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from oxios import chat_send_tool
 from oxios_hookspecs import hookimpl
 
 from .channel import DiscordChannel, DiscordSettings
@@ -39,3 +40,10 @@ def register_channels(register: Any, kernel: Any) -> None:
         log.warning("channels.discord is configured but has no token (set token or %s)", settings.token_env)
         return
     register(DiscordChannel(kernel, settings, token))
+
+
+@hookimpl
+def register_tools(register: Any, kernel: Any) -> None:
+    """``discord_send``: an agent posts text and workspace files to a Discord channel, thread or DM."""
+    if "discord" in kernel.config.channels:
+        register(chat_send_tool(kernel, "discord"), name="discord_send", tier="network")

@@ -1,14 +1,14 @@
-"""The Discord channel: discord.py gateway client, streamed edits, approval buttons, files."""
+"""The Discord channel: discord.py gateway client, streamed edits, buttons, files."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from typing import Any
 
 from oxios import ChatChannel, ChatSettings, Inbound, ReplyStreamer, split_message
-from oxios import chat_authorize as authorize
-from oxios_hookspecs import Attachment, OutgoingMessage
+from oxios_hookspecs import Attachment
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class DiscordSettings(ChatSettings, kw_only=True, forbid_unknown_fields=True):
 class DiscordChannel(ChatChannel):
     name = "discord"
     settings: DiscordSettings
+    outgoing_file_limit = 10 * 1024 * 1024  # what Discord accepts in a server without boosts
 
     def __init__(self, kernel: Any, settings: DiscordSettings, token: str) -> None:
         super().__init__(kernel, settings, token)
@@ -69,6 +70,14 @@ class DiscordChannel(ChatChannel):
                 self.state, self.detail = "error", f"invalid bot token: {err}"
                 log.error("discord: %s", self.detail)
                 return
+            except discord.PrivilegedIntentsRequired:
+                self.state, self.detail = (
+                    "error",
+                    "enable the Message Content intent for this bot in the Discord developer portal",
+                )
+                log.error("discord: %s", self.detail)
+                await self.client.close()
+                return
             except asyncio.CancelledError:
                 raise
             except Exception as err:
@@ -83,7 +92,12 @@ class DiscordChannel(ChatChannel):
     def _fresh_client(self) -> Any:
         import discord
 
-        client = discord.Client(intents=self._intents, guild_ready_timeout=self.settings.guild_ready_timeout_secs)
+        client = discord.Client(
+            intents=self._intents,
+            guild_ready_timeout=self.settings.guild_ready_timeout_secs,
+            # An agent's text never pings @everyone, roles or people, whatever a prompt talked it into.
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
         client.event(self.on_ready)
         client.event(self.on_message)
         client.event(self.on_disconnect)
@@ -128,7 +142,7 @@ class DiscordChannel(ChatChannel):
             return
         chat_key = str(message.channel.id)  # a thread is a channel of its own: its own session
         if not self._place_allowed(message):
-            authorize(self.kernel, self.name, str(message.author.id), [], name=str(message.author), where=f"channel {chat_key}")
+            self.refuse_place(str(message.author.id), str(message.author), f"channel {chat_key}")
             return
         inbound = Inbound(
             chat_key=chat_key,
@@ -137,6 +151,7 @@ class DiscordChannel(ChatChannel):
             text=message.content or "",
             chat_id=chat_key,
             thread_id=chat_key if getattr(message.channel, "parent_id", None) else "",
+            private=message.guild is None,
         )
 
         async def reply(text: str) -> Any:
@@ -173,11 +188,11 @@ class DiscordChannel(ChatChannel):
             if len(data) > self.file_limit:
                 await reply(f"Sorry, {item.filename} is too large.")
                 return None
-            target.write_bytes(data)
+            await asyncio.to_thread(target.write_bytes, data)
             saved.append(self.attachment(target, item.content_type))
         return saved
 
-    # -- approvals --------------------------------------------------------------
+    # -- buttons: approvals and interview questions ------------------------------------
 
     async def offer_approval(self, chat_key: str, approval_id: str, text: str) -> None:
         channel = await self._channel(int(chat_key))
@@ -203,34 +218,70 @@ class DiscordChannel(ChatChannel):
 
     async def _resolve(self, interaction: Any, verb: str, approval_id: str) -> None:
         user = interaction.user
-        done, answer = await self.answer_approval(str(user.id), str(user), verb, approval_id)
+        done, answer = await self.answer_approval(
+            str(user.id), str(user), verb, approval_id, chat_key=str(interaction.channel_id)
+        )
         if not done:
             await interaction.response.send_message(answer, ephemeral=True)
             return
         await interaction.response.edit_message(content=f"{interaction.message.content}\n\n{answer[:-1]} by {user}", view=None)
+
+    def _question_view(self, form: Any, index: int) -> Any:
+        import discord
+
+        _, buttons = form.render(index)
+        if not buttons:
+            return None
+        channel = self
+
+        class Choice(discord.ui.Button):
+            def __init__(self, label: str, token: str) -> None:
+                style = discord.ButtonStyle.primary if token == "done" else discord.ButtonStyle.secondary
+                super().__init__(label=label[:80], style=style, custom_id=f"oxios:q:{form.id}:{index}:{token}")
+                self.token = token
+
+            async def callback(self, interaction: Any) -> None:
+                await channel._on_question(interaction, form.id, index, self.token)
+
+        view = discord.ui.View(timeout=None)
+        for label, token in buttons:
+            view.add_item(Choice(label, token))
+        return view
+
+    async def offer_question(self, form: Any, index: int) -> None:
+        channel = await self._channel(int(form.chat_key))
+        text, _ = form.render(index)
+        view = self._question_view(form, index)
+        await (channel.send(text, view=view) if view is not None else channel.send(text))
+
+    async def _on_question(self, interaction: Any, form_id: str, index: int, token: str) -> None:
+        user = interaction.user
+        press = self.press_question(str(user.id), str(user), str(interaction.channel_id), form_id, index, token)
+        if not press.ok or press.form is None:
+            await interaction.response.send_message(press.notice, ephemeral=True)
+            return
+        text, _ = press.form.render(index)
+        await interaction.response.edit_message(content=text, view=self._question_view(press.form, index))
+        if press.complete:
+            await self.send_answers(press.form, str(user.id), str(user))
 
     # -- outgoing -------------------------------------------------------------
 
     async def _channel(self, channel_id: int) -> Any:
         return self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
 
-    async def send(self, outgoing: OutgoingMessage) -> list[int]:
-        """Proactive message (cron, other agents). Raises when delivery failed."""
-        if self.client is None or self.state != "running":
-            raise RuntimeError(f"discord channel is not connected ({self.state}: {self.detail})")
-        if not outgoing.chat_id:
-            raise ValueError("discord delivery needs a chat_id (a channel or thread id)")
-        channel = await self._channel(int(outgoing.thread_id or outgoing.chat_id))
-        sent = [(await self._send(channel, chunk)).id for chunk in split_message(outgoing.content, MESSAGE_LIMIT)]
-        for attachment in outgoing.attachments:
-            sent.append((await self.send_file(channel, attachment.path)).id)
-        return sent
+    def chat_key_for(self, chat_id: str, thread_id: str = "") -> str:
+        return str(thread_id or chat_id).strip()  # a thread is a channel of its own
 
-    async def send_file(self, channel: Any, path: str, caption: str = "") -> Any:
+    async def post(self, chat_key: str, text: str, files: list[tuple[str, bytes]]) -> list[int]:
+        """Text (split at 2000) then files, to a channel, thread or DM. Raises when delivery failed."""
         import discord
 
-        target = await self.readable(path)
-        return await channel.send(caption or None, file=discord.File(str(target), filename=target.name))
+        channel = await self._channel(int(chat_key))
+        sent = [(await self._send(channel, chunk)).id for chunk in split_message(text, MESSAGE_LIMIT)]
+        for name, data in files:
+            sent.append((await channel.send(file=discord.File(io.BytesIO(data), filename=name))).id)
+        return sent
 
     async def _send(self, channel: Any, text: str) -> Any:
         return await channel.send(text[:MESSAGE_LIMIT])

@@ -8,6 +8,7 @@ readable by the real ``git`` binary (the tests run ``git fsck --full --strict``)
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import stat
@@ -17,6 +18,7 @@ from typing import Any
 
 from dulwich import porcelain
 from dulwich.errors import NotGitRepository
+from dulwich.index import validate_path, validate_path_element_default
 from dulwich.objects import S_ISGITLINK, Blob, Commit, Tag, Tree
 from dulwich.objectspec import parse_commit
 from dulwich.patch import write_tree_diff
@@ -63,6 +65,9 @@ class WorkspaceRepo:
                 self._repo = Repo(str(self.path))
             except NotGitRepository:
                 self._repo = porcelain.init(str(self.path))
+            # Hooks are files in the workspace an agent's command (an unpacked archive) may have
+            # written: Oxios's own commits never run them (dulwich would, commit-msg and post-commit too).
+            self._repo.hooks.clear()
         return self._repo
 
     def close(self) -> None:
@@ -75,6 +80,53 @@ class WorkspaceRepo:
             return self.repo.head()
         except KeyError:
             return None  # no commit yet
+
+    # -- symbolic links in the way -------------------------------------------------
+
+    def _links_above(self, paths: Any) -> dict[str, str]:
+        """Symbolic links in the working tree where ``paths`` need a directory: link -> one such path.
+
+        dulwich opens ``sub/file`` by name, so a symlink ``sub`` (made after
+        ``sub/file`` was committed) would let git read or write a file outside
+        the workspace: stage its content, show it in a diff, overwrite it on restore.
+        """
+        is_link: dict[str, bool] = {}
+        found: dict[str, str] = {}
+        for raw in paths:
+            path = _text(raw)
+            parts = path.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                folder = "/".join(parts[:i])
+                if folder not in is_link:
+                    is_link[folder] = os.path.islink(self.path / folder)
+                if is_link[folder]:
+                    found.setdefault(folder, path)
+                    break
+        return found
+
+    def _refuse_links_above(self, paths: Any, doing: str) -> None:
+        found = self._links_above(paths)
+        if found:
+            link, example = sorted(found.items())[0]
+            raise GitError(
+                f"cannot {doing}: {link} is a symbolic link where the repository has files ({example}); "
+                f"git would read or write through it, outside the workspace. Remove the link, or commit: "
+                f"a commit records the files beneath it as deleted."
+            )
+
+    def _drop_entries_under_links(self) -> None:
+        """Record index entries beneath a symlinked folder as deleted (what they are), never reading through the link."""
+        index = self.repo.open_index()
+        links = self._links_above(index.paths())
+        if not links:
+            return
+        prefixes = tuple(link.encode() + b"/" for link in links)
+        for path in [p for p in index.paths() if p.startswith(prefixes)]:
+            del index[path]
+        index.write()
+
+    def _index_paths(self) -> list[bytes]:
+        return list(self.repo.open_index().paths())
 
     # -- resolving refs ----------------------------------------------------------
 
@@ -100,6 +152,7 @@ class WorkspaceRepo:
     # -- reading ---------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        self._refuse_links_above(self._index_paths(), "read the working tree")
         if self.head() is None:
             untracked = sorted(_text(p) for p in porcelain.status(self.repo).untracked)
             return {"head": None, "staged": [], "unstaged": [], "untracked": untracked, "clean": not untracked}
@@ -172,6 +225,9 @@ class WorkspaceRepo:
             return ""
         out = io.BytesIO()
         first = self.resolve(ref or "HEAD").id
+        if not ref2:  # the working tree is read at the paths of the index and of the commit
+            paths = [*self._index_paths(), *_tree_files(self.repo, self.repo[first].tree)]
+            self._refuse_links_above(paths, "diff the working tree")
         if ref2:
             porcelain.diff(self.repo, commit=first, commit2=self.resolve(ref2).id, outstream=out)
         else:
@@ -187,6 +243,7 @@ class WorkspaceRepo:
 
     def commit_all(self, message: str) -> str | None:
         """Stage every change (new, modified, deleted) and commit; None when nothing changed."""
+        self._drop_entries_under_links()
         porcelain.add(self.repo)
         head = self.head()
         index = self.repo.open_index()
@@ -194,7 +251,7 @@ class WorkspaceRepo:
             return None  # an empty workspace: no commit, and no stray empty tree object
         if head is not None and self.repo[head].tree == index.commit(self.repo.object_store):
             return None
-        sha = porcelain.commit(self.repo, message=message.encode(), author=self.author, committer=self.author)
+        sha = porcelain.commit(self.repo, message=message.encode(), author=self.author, committer=self.author, no_verify=True)
         return _text(sha)
 
     def tag(self, name: str, message: str, ref: str = "HEAD") -> str:
@@ -227,13 +284,19 @@ class WorkspaceRepo:
         head = self.repo[self.head()]
         current_files = set(_tree_files(self.repo, head.tree))
         target_files = set(_tree_files(self.repo, target.tree))
+        # A crafted tree (`git update-index`, `commit-tree`) may name .git/hooks/... or ../x: refuse before touching anything.
+        bad = sorted(p for p in target_files if not validate_path(p, validate_path_element_default))
+        if bad:
+            raise GitError(f"cannot restore {ref}: its tree names the path {_text(bad[0])!r}, which git must never write")
         for rel in sorted(current_files - target_files):
             path = self.path / rel.decode()
             if path.is_symlink() or path.is_file():
                 path.unlink()
             _prune_empty_dirs(path.parent, self.path)
+        # A symlink left where a folder or a file goes would let the writes escape the workspace.
+        for link in self._links_above(target_files):
+            (self.path / link).unlink()
         for rel in target_files:
-            # A symlink left where a file goes would let the write escape the workspace.
             path = self.path / rel.decode()
             if path.is_symlink():
                 path.unlink()
@@ -247,6 +310,7 @@ class WorkspaceRepo:
             message=f"Restore workspace to {ref} ({_text(target.id[:8])})".encode(),
             author=self.author,
             committer=self.author,
+            no_verify=True,
         )
         return {"restored": _text(target.id), "commit": _text(sha), "saved": saved}
 

@@ -24,12 +24,17 @@ class GuardedTransport2(httpx2.AsyncBaseTransport):
             addresses = await acheck_url(str(request.url), self.allowlist)
         except SSRFError as err:
             raise httpx2.ConnectError(f"blocked by the SSRF guard: {err}", request=request) from err
-        host = request.url.host
-        request.headers.setdefault("Host", request.url.netloc.decode("ascii"))
-        if request.url.scheme == "https":
-            request.extensions = {**request.extensions, "sni_hostname": host}
-        request.url = request.url.copy_with(host=str(addresses[0]))
-        return await self._inner.handle_async_request(request)
+        original = request.url
+        request.headers.setdefault("Host", original.netloc.decode("ascii"))
+        if original.scheme == "https":
+            request.extensions = {**request.extensions, "sni_hostname": original.host}
+        request.url = original.copy_with(host=str(addresses[0]))
+        try:
+            return await self._inner.handle_async_request(request)
+        finally:
+            # Connected: the SDK's same-origin redirect rule (and a relative Location) must see the
+            # configured name again, not the pinned address (which the allowlist may not name).
+            request.url = original
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -50,6 +50,9 @@ class WordLlamaEmbedder:
     """``dim``-dimensional, L2-normalised means of WordLlama token vectors."""
 
     name = "wordllama"
+    # Recall's cosine floor: unrelated memories pass it about as rarely as they pass the hashing
+    # embedder's 0.2 (0.4% on bench/memory_labelled.py's set, which keeps 55% of the answers).
+    recall_min_similarity = 0.3
 
     def __init__(self, model_dir: Path | None = None) -> None:
         from safetensors import safe_open

@@ -12,7 +12,8 @@ from typing import Any
 
 import msgspec
 
-from oxios_hookspecs import ActionContext, hookimpl
+from oxios import chat_send_tool
+from oxios_hookspecs import hookimpl
 
 from .channel import TelegramChannel, TelegramSettings
 
@@ -53,17 +54,6 @@ def register_routes(register: Any, kernel: Any) -> None:
 
 @hookimpl
 def register_tools(register: Any, kernel: Any) -> None:
-    async def telegram_send_file(path: str, context: ActionContext, caption: str = "") -> str:
-        """Send a file from the workspace to the Telegram chat of the current session."""
-        channel = kernel.channels.get("telegram")
-        if channel is None:
-            return "telegram is not connected"
-        chat_key = channel.sessions.chat_of_session(context.session_id)
-        if chat_key is None:
-            return "this session did not come from Telegram"
-        chat_id, _, thread = chat_key.partition("/")
-        await channel.send_file(int(chat_id), int(thread) if thread else None, path, caption)
-        return f"sent {path}"
-
+    """``telegram_send``: an agent posts text and workspace files to a Telegram chat."""
     if "telegram" in kernel.config.channels:
-        register(telegram_send_file, tier="network")
+        register(chat_send_tool(kernel, "telegram"), name="telegram_send", tier="network")

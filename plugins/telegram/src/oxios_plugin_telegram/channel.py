@@ -1,8 +1,9 @@
-"""The Telegram channel: python-telegram-bot polling, streamed edits, approvals, files."""
+"""The Telegram channel: python-telegram-bot polling or webhook, streamed edits, buttons, files."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -11,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from oxios import ChatChannel, ChatSettings, Inbound, ReplyStreamer, split_message
-from oxios_hookspecs import Attachment, OutgoingMessage
+from oxios_hookspecs import Attachment
 
 from .render import to_telegram_html
 
@@ -37,19 +38,33 @@ class TelegramSettings(ChatSettings, kw_only=True, forbid_unknown_fields=True):
     webhook_url: str = ""
 
 
+def chat_key_of(message: Any) -> str:
+    """``CHAT`` or, for a forum topic, ``CHAT/TOPIC``: the session key of a message."""
+    thread = message.message_thread_id if getattr(message, "is_topic_message", False) else None
+    return f"{message.chat.id}/{thread}" if thread else str(message.chat.id)
+
+
+def split_key(chat_key: str) -> tuple[int, int | None]:
+    chat, _, thread = chat_key.partition("/")
+    return int(chat), int(thread) if thread else None
+
+
 class TelegramChannel(ChatChannel):
     name = "telegram"
     settings: TelegramSettings
+    outgoing_file_limit = 50 * 1024 * 1024  # the Bot API's limit for files a bot sends
 
     def __init__(self, kernel: Any, settings: TelegramSettings, token: str) -> None:
         super().__init__(kernel, settings, token)
         self.app: Any = None
         self.bot_name = ""
+        self._webhook_cleanup: asyncio.Task[Any] | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
     async def start(self, gateway: Any) -> None:
-        from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
+        from telegram import Update
+        from telegram.ext import Application, CallbackQueryHandler, MessageHandler, TypeHandler, filters
 
         self.gateway = gateway
         builder = Application.builder().token(self._token).concurrent_updates(True)
@@ -58,6 +73,7 @@ class TelegramChannel(ChatChannel):
             builder = builder.base_file_url(self.settings.base_file_url or self.settings.base_url.replace("/bot", "/file/bot"))
         builder = builder.get_updates_read_timeout(self.settings.poll_timeout_secs + 10)
         self.app = builder.build()
+        self.app.add_handler(TypeHandler(Update, self._on_any_update), group=-1)
         self.app.add_handler(CallbackQueryHandler(self._on_callback))
         self.app.add_handler(MessageHandler(filters.ALL, self._on_message))
         self.app.add_error_handler(self._on_handler_error)
@@ -67,32 +83,40 @@ class TelegramChannel(ChatChannel):
         self._tasks.append(asyncio.create_task(self.watch_approvals(), name="telegram-approvals"))
 
     async def _connect(self) -> None:
+        """Bring the bot up, retrying with backoff until it works (or the token is wrong)."""
         from telegram.error import InvalidToken
 
         delay = 0.5
         while True:
             try:
-                await self.app.initialize()  # getMe
+                await self._bring_up()
                 break
             except InvalidToken as err:
                 self.state, self.detail = "error", f"invalid bot token: {err}"
                 log.error("telegram: %s", self.detail)
                 return
+            except asyncio.CancelledError:
+                raise
             except Exception as err:
                 self.state, self.detail = "connecting", f"{type(err).__name__}: {err}"
-                log.warning("telegram: cannot reach the Bot API (%s); retrying in %.1fs", err, delay)
+                log.warning("telegram: cannot start (%s); retrying in %.1fs", self.detail, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+        self.state, self.detail = "running", f"@{self.bot_name}"
+        self.kernel.publish("channel.connected", channel=self.name, bot=self.bot_name)
+
+    async def _bring_up(self) -> None:
+        await self.app.initialize()  # getMe; a no-op once it has worked
         self.bot_name = self.app.bot.username or ""
-        await self.app.start()
+        if not self.app.running:
+            await self.app.start()
         if self.settings.mode == "webhook":
             await self._call(lambda: self.app.bot.set_webhook(self.settings.webhook_url, secret_token=self.webhook_secret))
-        else:
+        elif not self.app.updater.running:
+            # Polling starts by deleting any webhook (a leftover from webhook mode would block getUpdates).
             await self.app.updater.start_polling(
                 timeout=self.settings.poll_timeout_secs, error_callback=self._on_poll_error, drop_pending_updates=False
             )
-        self.state, self.detail = "running", f"@{self.bot_name}"
-        self.kernel.publish("channel.connected", channel=self.name, bot=self.bot_name)
 
     @property
     def webhook_secret(self) -> str:
@@ -109,20 +133,37 @@ class TelegramChannel(ChatChannel):
         return True
 
     def _on_poll_error(self, err: Exception) -> None:
-        # python-telegram-bot keeps polling with backoff; we record why it is unhappy.
+        # python-telegram-bot keeps polling with backoff (1 s growing to 30 s); we record why it is unhappy.
         from telegram.error import Conflict
 
-        if isinstance(err, Conflict):
-            self.detail = "another poller or a webhook is using this bot token"
+        if isinstance(err, Conflict) and "webhook" in str(err).lower():
+            self.detail = "a webhook is set for this bot token; removing it (this channel polls)"
+            if self._webhook_cleanup is None or self._webhook_cleanup.done():
+                self._webhook_cleanup = asyncio.get_running_loop().create_task(self._delete_webhook())
+        elif isinstance(err, Conflict):
+            self.detail = f"another poller is using this bot token ({err})"
         else:
-            self.detail = f"{type(err).__name__}: {err}"
+            self.detail = f"polling failed: {type(err).__name__}: {err}"
         log.warning("telegram polling: %s", self.detail)
+
+    async def _delete_webhook(self) -> None:
+        try:
+            await self._call(lambda: self.app.bot.delete_webhook())
+            log.warning("telegram: removed a webhook that blocked polling")
+        except Exception as err:
+            log.warning("telegram: could not remove the webhook: %s", err)
+
+    async def _on_any_update(self, update: Any, context: Any) -> None:
+        if self.state == "running":
+            self.detail = f"@{self.bot_name}"  # an update arrived: whatever went wrong before has passed
 
     async def _on_handler_error(self, update: object, context: Any) -> None:
         log.error("telegram: handler failed: %s", context.error, exc_info=context.error)
 
     async def stop(self) -> None:
         self.cancel_inflight()  # first: python-telegram-bot waits for running handlers
+        if self._webhook_cleanup is not None:
+            self._tasks.append(self._webhook_cleanup)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -144,15 +185,17 @@ class TelegramChannel(ChatChannel):
         msg, user, chat = update.effective_message, update.effective_user, update.effective_chat
         if msg is None or user is None or chat is None or user.is_bot:
             return
-        thread = msg.message_thread_id if getattr(msg, "is_topic_message", False) else None
+        chat_key = chat_key_of(msg)
+        _, thread = split_key(chat_key)
         inbound = Inbound(
-            chat_key=f"{chat.id}/{thread}" if thread else str(chat.id),
+            chat_key=chat_key,
             user_id=str(user.id),
             user_name=user.full_name or "",
             text=msg.text or msg.caption or "",
             commands=bool(msg.text),
             chat_id=str(chat.id),
             thread_id=str(thread or ""),
+            private=chat.type == "private",
         )
 
         async def reply(text: str) -> Any:
@@ -166,6 +209,7 @@ class TelegramChannel(ChatChannel):
         return ReplyStreamer(
             send=lambda t: self._send_text(chat_id, thread, t),
             edit=self._edit_text,
+            live_edit=functools.partial(self._edit_text, patient=False),
             limit=SPLIT_AT,
             interval=self.settings.edit_interval_secs,
         )
@@ -202,12 +246,12 @@ class TelegramChannel(ChatChannel):
             return None
         return [self.attachment(target, mime)]
 
-    # -- approvals --------------------------------------------------------------
+    # -- buttons: approvals and interview questions ------------------------------------
 
     async def offer_approval(self, chat_key: str, approval_id: str, text: str) -> None:
         from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-        chat_id, _, thread = chat_key.partition("/")
+        chat_id, thread = split_key(chat_key)
         markup = InlineKeyboardMarkup(
             [
                 [
@@ -216,48 +260,77 @@ class TelegramChannel(ChatChannel):
                 ]
             ]
         )
-        await self._call(
-            lambda: self.app.bot.send_message(
-                int(chat_id), text, reply_markup=markup, message_thread_id=int(thread) if thread else None
-            )
-        )
+        await self._call(lambda: self.app.bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread))
+
+    def _question_markup(self, form: Any, index: int) -> Any:
+        from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+        _, buttons = form.render(index)
+        if not buttons:
+            return None
+        keys = [InlineKeyboardButton(label, callback_data=f"q:{form.id}:{index}:{token}") for label, token in buttons]
+        # Short choices side by side, long ones (or many) one per row.
+        if len(keys) <= 3 and all(len(label) <= 16 for label, _ in buttons):
+            return InlineKeyboardMarkup([keys])
+        return InlineKeyboardMarkup([[k] for k in keys])
+
+    async def offer_question(self, form: Any, index: int) -> None:
+        chat_id, thread = split_key(form.chat_key)
+        text, _ = form.render(index)
+        markup = self._question_markup(form, index)
+        await self._call(lambda: self.app.bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread))
 
     async def _on_callback(self, update: Any, context: Any) -> None:
         query = update.callback_query
         if query is None or query.from_user is None:
             return
-        verb, _, approval_id = (query.data or "").partition(":")
-        user = query.from_user
-        done, answer = await self.answer_approval(str(user.id), user.full_name or "", verb, approval_id)
+        data, user = query.data or "", query.from_user
+        message = query.message
+        chat_key = chat_key_of(message) if message is not None and getattr(message, "chat", None) else ""
+        if data.startswith("q:"):
+            await self._on_question(query, user, chat_key, data)
+            return
+        verb, _, approval_id = data.partition(":")
+        done, answer = await self.answer_approval(str(user.id), user.full_name or "", verb, approval_id, chat_key=chat_key)
         await self._call(lambda: query.answer(answer, show_alert=not done))
-        if done and query.message is not None:
-            await self._call(lambda: query.edit_message_text(f"{query.message.text}\n\n{answer[:-1]} by {user.full_name}"))
+        if done and getattr(message, "text", None):
+            await self._call(lambda: query.edit_message_text(f"{message.text}\n\n{answer[:-1]} by {user.full_name}"))
+
+    async def _on_question(self, query: Any, user: Any, chat_key: str, data: str) -> None:
+        from telegram.error import BadRequest
+
+        try:
+            _, form_id, index, token = data.split(":", 3)
+            press = self.press_question(str(user.id), user.full_name or "", chat_key, form_id, int(index), token)
+        except ValueError:
+            await self._call(lambda: query.answer("Unknown button.", show_alert=True))
+            return
+        await self._call(lambda: query.answer(press.notice, show_alert=not press.ok))
+        if press.form is None:
+            return
+        text, _ = press.form.render(int(index))
+        try:
+            await self._call(lambda: query.edit_message_text(text, reply_markup=self._question_markup(press.form, int(index))))
+        except BadRequest as err:
+            if "not modified" not in str(err).lower():
+                log.warning("telegram: could not update a question: %s", err)
+        if press.complete:
+            await self.send_answers(press.form, str(user.id), user.full_name or "")
 
     # -- outgoing -------------------------------------------------------------
 
-    async def send(self, outgoing: OutgoingMessage) -> list[int]:
-        """Proactive message (cron, other agents). Raises when delivery failed after retries."""
-        if self.app is None or self.state != "running":
-            raise RuntimeError(f"telegram channel is not connected ({self.state}: {self.detail})")
-        if not outgoing.chat_id:
-            raise ValueError("telegram delivery needs a chat_id")
-        chat_id = int(outgoing.chat_id)
-        thread = int(outgoing.thread_id) if outgoing.thread_id else None
-        sent = []
-        for chunk in split_message(outgoing.content, SPLIT_AT):
-            sent.append((await self._send_text(chat_id, thread, chunk)).message_id)
-        for attachment in outgoing.attachments:
-            sent.append((await self.send_file(chat_id, thread, attachment.path)).message_id)
-        return sent
-
-    async def send_file(self, chat_id: int, thread: int | None, path: str, caption: str = "") -> Any:
-        target = await self.readable(path)
-        data = target.read_bytes()
-        return await self._call(
-            lambda: self.app.bot.send_document(
-                chat_id, document=data, filename=target.name, caption=caption or None, message_thread_id=thread
+    async def post(self, chat_key: str, text: str, files: list[tuple[str, bytes]]) -> list[int]:
+        """Text (split, rendered) then files, to a chat or a forum topic. Raises when delivery failed."""
+        chat_id, thread = split_key(chat_key)
+        sent = [(await self._send_text(chat_id, thread, chunk)).message_id for chunk in split_message(text, SPLIT_AT)]
+        for name, data in files:
+            message = await self._call(
+                lambda name=name, data=data: self.app.bot.send_document(
+                    chat_id, document=data, filename=name, message_thread_id=thread
+                )
             )
-        )
+            sent.append(message.message_id)
+        return sent
 
     async def _send_text(self, chat_id: int, thread: int | None, text: str, *, markdown: bool = True) -> Any:
         from telegram.constants import ParseMode
@@ -270,12 +343,12 @@ class TelegramChannel(ChatChannel):
                     lambda: bot.send_message(chat_id, to_telegram_html(text), parse_mode=ParseMode.HTML, message_thread_id=thread)
                 )
             except BadRequest as err:
-                if "parse" not in str(err).lower() and "entit" not in str(err).lower():
+                if not _formatting_rejected(err):
                     raise
                 log.info("telegram rejected the formatting (%s); sending plain text", err)
         return await self._call(lambda: bot.send_message(chat_id, text, message_thread_id=thread))
 
-    async def _edit_text(self, message: Any, text: str) -> Any:
+    async def _edit_text(self, message: Any, text: str, *, patient: bool = True) -> Any:
         from telegram.constants import ParseMode
         from telegram.error import BadRequest
 
@@ -284,37 +357,50 @@ class TelegramChannel(ChatChannel):
             return await self._call(
                 lambda: bot.edit_message_text(
                     to_telegram_html(text), chat_id=message.chat_id, message_id=message.message_id, parse_mode=ParseMode.HTML
-                )
+                ),
+                patient=patient,
             )
         except BadRequest as err:
-            low = str(err).lower()
-            if "not modified" in low:
+            if "not modified" in str(err).lower():
                 return message
-            if "parse" not in low and "entit" not in low:
+            if not _formatting_rejected(err):
                 raise
-        return await self._call(lambda: bot.edit_message_text(text, chat_id=message.chat_id, message_id=message.message_id))
+            log.info("telegram rejected the formatting (%s); editing as plain text", err)
+        return await self._call(
+            lambda: bot.edit_message_text(text, chat_id=message.chat_id, message_id=message.message_id), patient=patient
+        )
 
-    async def _call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        """Call the Bot API; retry 429 (after retry_after), network errors and 5xx with backoff."""
+    async def _call(self, fn: Callable[[], Awaitable[Any]], *, patient: bool = True) -> Any:
+        """Call the Bot API; retry 429 (after retry_after), network errors and 5xx with backoff.
+
+        ``patient=False`` (edits while a reply streams) raises at once instead:
+        the streamer skips that edit and respects the rate limit itself.
+        """
         from telegram.error import NetworkError, RetryAfter, TimedOut
 
+        retries = self.settings.max_retries if patient else 0
         delay = 0.25
-        for attempt in range(self.settings.max_retries + 1):
+        for attempt in range(retries + 1):
             try:
                 return await fn()
             except RetryAfter as err:
                 wait = err.retry_after.total_seconds() if hasattr(err.retry_after, "total_seconds") else float(err.retry_after)
-                log.info("telegram: rate limited; retrying after %.1fs", wait)
-                if attempt == self.settings.max_retries:
+                if attempt == retries:
                     raise
+                log.info("telegram: rate limited; retrying after %.1fs", wait)
                 await asyncio.sleep(wait)
             except (TimedOut, NetworkError) as err:
-                if _is_client_error(err) or attempt == self.settings.max_retries:
+                if _is_client_error(err) or attempt == retries:
                     raise
                 log.info("telegram: %s; retrying in %.2fs", err, delay)
                 await asyncio.sleep(delay + random.uniform(0, delay / 2))
                 delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
+
+
+def _formatting_rejected(err: Exception) -> bool:
+    low = str(err).lower()
+    return "parse" in low or "entit" in low
 
 
 def _is_client_error(err: Exception) -> bool:

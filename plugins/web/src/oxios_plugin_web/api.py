@@ -115,6 +115,11 @@ class Call:
         """The role of the API token that authenticated this request (None when auth is off)."""
         return self.request.scope.get("oxios.role")
 
+    @property
+    def actor(self) -> str:
+        """Who the audit chain names for this request: ``web:ROLE``, ``web:local`` with auth off."""
+        return f"web:{self.role or 'local'}"
+
     def service(self, name: str) -> Any:
         return self.kernel.service(name)
 
@@ -181,6 +186,25 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# What `curl -d '{...}'` sends without -H: the seeds' own examples do this, so it is read as JSON.
+CURL_DEFAULT = "application/x-www-form-urlencoded"
+
+
+def check_json_content_type(request: Request) -> None:
+    """A JSON body must not say it is something else (415).
+
+    No Content-Type, and curl's default for ``-d``, are read as JSON (a body that is not JSON is
+    then a 400 like any other). Cross-site forms cannot use that leeway: the Origin check refuses them.
+    """
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media = declared.split(";", 1)[0].strip().lower()
+    if media in ("", "application/json", CURL_DEFAULT) or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise ApiError(415, f"expected a JSON body (Content-Type: application/json), got Content-Type: {media}")
+
+
 def _parse_param(param: Param, raw: str | None) -> Any:
     if raw is None or raw == "":
         if param.required:
@@ -213,6 +237,8 @@ def to_route(endpoint: Endpoint) -> Route:
             body = None
             if decoder is not None or endpoint.raw_body:
                 raw = await read_body(request, endpoint.body_limit)
+            if decoder is not None and raw.strip():
+                check_json_content_type(request)
             if decoder is not None:
                 body = decoder.decode(raw.strip() or b"{}")
             query = {p.name: _parse_param(p, request.query_params.get(p.name)) for p in endpoint.query}

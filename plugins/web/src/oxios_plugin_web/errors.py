@@ -58,14 +58,28 @@ def json_error(status: int, message: str, *, headers: dict[str, str] | None = No
     return Response(_ENCODER.encode(body), status_code=status, media_type="application/json", headers=headers)
 
 
+_FIELD_PROBLEMS = {
+    "Object contains unknown field `": "unknown field",
+    "Object missing required field `": "required",
+}
+
+
 def validation_message(err: msgspec.ValidationError) -> str:
-    """msgspec says ``Expected `str`, got `int` - at `$.content```; name the field plainly."""
+    """msgspec says ``Expected `str`, got `int` - at `$.content```; name the field plainly.
+
+    The message starts with the field (``content: required``, ``sesion_id: unknown field``), also
+    when msgspec names it inside the sentence, so a client can tell which key to fix.
+    """
     text = str(err)
     message, sep, where = text.partition(" - at `$")
+    parent = where.rstrip("`").lstrip(".") if sep else ""
+    for prefix, problem in _FIELD_PROBLEMS.items():
+        if message.startswith(prefix) and message.endswith("`"):
+            name = message[len(prefix) : -1]
+            return f"{parent}.{name}: {problem}" if parent else f"{name}: {problem}"
     if not sep:
         return message
-    field = where.rstrip("`").lstrip(".")
-    return f"{field or 'body'}: {message}"
+    return f"{parent or 'body'}: {message}"
 
 
 def _is_service_error(err: BaseException) -> bool:

@@ -11,13 +11,16 @@ a streamed response). In order:
 1. requests are counted and timed for ``/api/metrics`` (by route template);
 2. a browser request from a foreign ``Origin`` that would change state (or
    open the chat socket) is refused: a web page elsewhere must not drive
-   the local agent (CSRF, cross-site WebSocket hijacking);
+   the local agent (CSRF, cross-site WebSocket hijacking). This one holds for
+   every path, plugin routes (``/a2a``, ``/mcp``) included;
 3. each client (by address) gets ``security.rate_limit_per_minute``
    requests per rolling minute, then 429 with ``Retry-After``;
 4. with ``security.auth_enabled`` a bearer token is required
    (``Authorization: Bearer`` or, for EventSource and WebSocket clients
    that cannot set headers, ``?token=``) and checked by the ``tokens``
    service, which audits failures. ``/health`` and the UI stay open.
+   Open streams check their token again before each event or frame
+   (:func:`still_authorized`), so a revoked token ends them.
 """
 
 from __future__ import annotations
@@ -104,6 +107,21 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
+async def still_authorized(kernel: Any, scope: Scope) -> bool:
+    """Whether the token a long-lived stream (SSE, WebSocket) was opened with is still valid.
+
+    Streams call this before each event or frame: revoking a token (also from
+    the CLI, in another process) ends the streams opened with it. A failure is
+    audited by the token service, as at the door.
+    """
+    if not kernel.config.security.auth_enabled:
+        return True
+    tokens = kernel.services.get("tokens")
+    if tokens is None:
+        return False
+    return bool(await resolve(tokens.verify(bearer_token(scope))))
+
+
 class ApiGuard:
     def __init__(self, app: ASGIApp, kernel: Any, settings: Any, metrics: Any) -> None:
         self.app = app
@@ -126,7 +144,14 @@ class ApiGuard:
                 await refusal(scope, receive, send)
             return
         if not scope["path"].startswith("/api"):
-            await self.app(scope, receive, send)
+            # Plugin routes (A2A at /a2a, MCP at /mcp) run agents too: no cross-site page may drive them.
+            refusal = await self._refuse_origin(scope)
+            if refusal is None:
+                await self.app(scope, receive, send)
+            elif scope["type"] == "websocket":
+                await _reject_websocket(scope, receive, send, refusal)
+            else:
+                await refusal(scope, receive, send)
             return
         started = time.perf_counter()
         status = {"code": 0}
@@ -159,7 +184,7 @@ class ApiGuard:
         name = _host_name(scope)
         return name in LOOPBACK_NAMES or name in self.settings.allowed_hosts
 
-    async def _refuse(self, scope: Scope) -> Any:
+    async def _refuse_origin(self, scope: Scope) -> Any:
         origin = _header(scope, b"origin")
         method = scope.get("method", "GET")
         if origin and (scope["type"] == "websocket" or method not in SAFE_METHODS):
@@ -167,6 +192,12 @@ class ApiGuard:
                 await self._audit(scope, "origin.refused", False, f"cross-origin request from {origin}")
                 self.metrics.denials.labels(reason="origin").inc()
                 return json_error(403, f"cross-origin request from {origin} refused (add it to channels.web.allowed_origins)")
+        return None
+
+    async def _refuse(self, scope: Scope) -> Any:
+        refusal = await self._refuse_origin(scope)
+        if refusal is not None:
+            return refusal
         client = scope.get("client")
         wait = self.limiter.check(client[0] if client else "unknown")
         if wait:

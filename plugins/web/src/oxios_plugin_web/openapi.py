@@ -18,6 +18,7 @@ _STATUS_TEXT = {
     404: "Not found",
     409: "Conflict with the current state",
     413: "Request body too large",
+    415: "The body is not declared as JSON (send Content-Type: application/json, or none)",
     422: "Validation failed; the message names the field",
     429: "Rate limit exceeded (see Retry-After)",
     500: "Internal error (logged with the returned id)",
@@ -92,6 +93,8 @@ def _operation(ep: Endpoint, refs: dict[Any, dict[str, Any]], auth: bool) -> dic
     statuses = set(ep.errors) | {429, 500}
     if ep.body is not None or ep.raw_body:
         statuses |= {400, 413, 422}
+    if ep.body is not None:
+        statuses.add(415)
     if ep.query:
         statuses.add(422)
     if _PATH_PARAM.search(ep.path):

@@ -194,12 +194,29 @@ class SessionDetail(msgspec.Struct, kw_only=True):
 
 
 class PersonaBody(Request):
-    """Fields of a persona; the persona service validates them (a new one needs ``system_prompt``)."""
+    """Fields of a persona; the persona service validates them (a new one needs ``system_prompt``).
+
+    ``tools``: patterns like a role's (``["tier:read", "grep", "!exec"]``) that narrow the tools
+    of agents wearing the persona; ``[]`` lifts the restriction.
+    """
 
     name: str | None = None
     description: str | None = None
     system_prompt: str | None = None
     model: str | None = None
+    tools: list[str] | None = None
+
+
+class Persona(msgspec.Struct, kw_only=True):
+    name: str
+    description: str = ""
+    system_prompt: str = ""
+    model: str = ""
+    tools: list[str] = []
+    builtin: bool = False
+    active: bool = False
+    created: float
+    updated: float
 
 
 class ActivePersona(Request):

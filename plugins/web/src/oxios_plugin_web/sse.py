@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from oxios.logs import redact
 
 from .errors import json_error
+from .middleware import still_authorized
 
 # Kernel event types renamed to the names of the channel guide (seed 003); others pass unchanged.
 SSE_NAMES = {
@@ -169,6 +170,8 @@ async def events_endpoint(request: Request) -> Response:
                     sent = max(sent, event.id)
             while True:
                 event = await sub.get(timeout=keepalive)
+                if not await still_authorized(kernel, request.scope):
+                    return  # the token was revoked while the stream was open
                 if event is None:
                     if sub.closed:
                         return

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -36,6 +37,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from oxios_hookspecs import new_id
 
+from .middleware import still_authorized
 from .routes.chat import CHAT_BODY_LIMIT, incoming
 
 log = logging.getLogger("oxios.web.ws")
@@ -66,10 +68,13 @@ _ENCODER = msgspec.json.Encoder()
 class Connection:
     """One WebSocket: its in-flight messages and its outgoing frame queue."""
 
-    def __init__(self, websocket: WebSocket, gateway: Any, max_inflight: int) -> None:
+    def __init__(
+        self, websocket: WebSocket, gateway: Any, max_inflight: int, authorized: Callable[[], Awaitable[bool]] | None = None
+    ) -> None:
         self.ws = websocket
         self.gateway = gateway
         self.max_inflight = max_inflight
+        self.authorized = authorized
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.sessions: dict[str, str] = {}
         self._out: deque[dict[str, Any]] = deque()
@@ -94,10 +99,32 @@ class Connection:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._out and not await self.still_authorized():
+                await self.revoked()
+                return
             while self._out:
                 await self.ws.send_text(_ENCODER.encode(self._out.popleft()).decode())
             if self._closed and not self._out:
                 return
+
+    async def still_authorized(self) -> bool:
+        return self.authorized is None or await self.authorized()
+
+    async def revoked(self) -> None:
+        """The token was revoked: stop the answers in flight and close the socket (policy violation)."""
+        self._closed = True
+        self._out.clear()
+        for message_id in list(self.tasks):
+            session_id = self.sessions.get(message_id)
+            if session_id is not None:
+                task = asyncio.create_task(self.gateway.cancel(session_id), name=f"ws-revoked-{message_id}")
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
+            self.tasks[message_id].cancel()
+        try:
+            await self.ws.close(code=1008, reason="the API token was revoked")
+        except RuntimeError:  # already closed
+            pass
 
     # -- incoming -------------------------------------------------------------------
 
@@ -231,17 +258,24 @@ async def chat_stream(websocket: WebSocket) -> None:
         await websocket.close(code=1011)
         return
     settings = websocket.app.state.settings
-    conn = Connection(websocket, gateway, settings.ws_max_inflight)
+
+    async def authorized() -> bool:
+        return await still_authorized(kernel, websocket.scope)
+
+    conn = Connection(websocket, gateway, settings.ws_max_inflight, authorized)
     writer = asyncio.create_task(conn.writer(), name="ws-writer")
     try:
         while True:
             try:
                 raw = await websocket.receive_text()
-            except WebSocketDisconnect:
+            except (WebSocketDisconnect, RuntimeError):  # RuntimeError: the writer closed it
                 break
             except KeyError:  # a binary frame
                 conn.send({"type": "error", "id": None, "error": "send JSON text frames"})
                 continue
+            if not await conn.still_authorized():
+                await conn.revoked()
+                break
             conn.handle(raw)
     finally:
         await conn.close()

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..api import PAGING, ActionResult, Call, Endpoint, Page, to_builtins
 from ..errors import ApiError
+from ..guard import require_capability
 from ..schemas import CronJobCreate, CronJobEdit, Item
 
 
@@ -13,9 +14,24 @@ async def list_jobs(call: Call) -> Page[Any]:
     return call.paginate(list(await call.call("cron", "list")))
 
 
+async def _may_schedule(call: Call, approve: Any) -> None:
+    """Who may create or change a job: its agent runs unattended under ``security.default_role``.
+
+    A token of another role needs ``manage_agents`` (else a ``reader`` token would schedule work it
+    could not do itself), and so does an ``approve`` list: it grants commands up front, which is
+    answering approvals.
+    """
+    if call.role is None:
+        return  # auth off: the API is trusted
+    if approve or call.role != call.kernel.config.security.default_role:
+        await require_capability(call, "manage_agents")
+
+
 async def create_job(call: Call) -> Any:
+    spec = to_builtins(call.body)
+    await _may_schedule(call, spec.get("approve"))
     # A taken name is the service's DuplicateJob, a Conflict: 409.
-    return await call.call("cron", "create", to_builtins(call.body))
+    return await call.call("cron", "create", spec)
 
 
 async def get_job(call: Call) -> Any:
@@ -35,6 +51,7 @@ async def edit_job(call: Call) -> Any:
     changes = {k: v for k, v in to_builtins(call.body).items() if v is not None}
     if not changes:
         raise ApiError(422, "body: nothing to change")
+    await _may_schedule(call, changes.get("approve"))
     return await call.call("cron", "edit", call.path["id"], changes)
 
 

@@ -79,6 +79,8 @@ def _decided(approval_id: str, result: Any) -> Any:
 
 
 async def approve(call: Call) -> Any:
+    # The human in the loop is an operator: a token of a weaker role (maybe the one the agent runs under) cannot answer.
+    await require_capability(call, "manage_agents")
     body: ApprovalDecision = call.body
     approval_id = call.path["id"]
     result = await call.call(
@@ -95,6 +97,7 @@ async def approve(call: Call) -> Any:
 
 
 async def reject(call: Call) -> Any:
+    await require_capability(call, "manage_agents")
     body: ApprovalDecision = call.body
     approval_id = call.path["id"]
     if body.scope != "once" or body.pattern or body.expires_secs:
@@ -114,9 +117,7 @@ async def put_permissions(call: Call) -> Any:
     if body.role is None and not overrides:
         raise ApiError(422, "role: give a role and/or capability overrides")
     try:
-        return await call.call(
-            "rbac", "put", call.path["agent"], role=body.role, overrides=overrides or None, actor=f"web:{call.role or 'local'}"
-        )
+        return await call.call("rbac", "put", call.path["agent"], role=body.role, overrides=overrides or None, actor=call.actor)
     except LookupError as err:
         raise ApiError(422, f"role: {err}") from None
 

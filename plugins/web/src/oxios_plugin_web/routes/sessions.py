@@ -6,7 +6,7 @@ from typing import Any
 
 from ..api import PAGING, ActionResult, Call, Endpoint, Page, Param, to_builtins
 from ..errors import ApiError
-from ..schemas import ActivePersona, Item, PersonaBody, Pruned, SessionDetail, SessionsPrune
+from ..schemas import ActivePersona, Item, Persona, PersonaBody, Pruned, SessionDetail, SessionsPrune
 
 
 async def list_sessions(call: Call) -> Page[Any]:
@@ -72,7 +72,7 @@ async def create_persona(call: Call) -> Any:
     if not fields.get("system_prompt"):
         raise ApiError(422, "system_prompt: required")
     name = fields.pop("name")
-    return await call.call("personas", "create", name, **fields)
+    return await call.call("personas", "create", name, actor=call.actor, **fields)
 
 
 async def get_persona(call: Call) -> Any:
@@ -85,11 +85,11 @@ async def update_persona(call: Call) -> Any:
         raise ApiError(422, "name: a persona cannot be renamed")
     if not fields:
         raise ApiError(422, "body: nothing to change")
-    return await call.call("personas", "update", call.path["id"], **fields)
+    return await call.call("personas", "update", call.path["id"], actor=call.actor, **fields)
 
 
 async def delete_persona(call: Call) -> ActionResult:
-    await call.call("personas", "delete", call.path["id"])
+    await call.call("personas", "delete", call.path["id"], actor=call.actor)
     return ActionResult(status="deleted", id=call.path["id"])
 
 
@@ -98,6 +98,11 @@ async def get_active(call: Call) -> Any:
     if active is None:
         raise ApiError(404, "no persona is active (PUT /api/personas/active sets one)")
     return active
+
+
+async def clear_active(call: Call) -> ActionResult:
+    await call.call("personas", "deactivate")
+    return ActionResult(status="cleared", id="active")
 
 
 async def set_active(call: Call) -> Any:
@@ -149,7 +154,14 @@ ENDPOINTS = [
         service="sessions",
     ),
     Endpoint(
-        "GET", "/api/personas", list_personas, "List personas", "personas", response=Page[Item], query=PAGING, service="personas"
+        "GET",
+        "/api/personas",
+        list_personas,
+        "List personas",
+        "personas",
+        response=Page[Persona],
+        query=PAGING,
+        service="personas",
     ),
     Endpoint(
         "POST",
@@ -158,7 +170,7 @@ ENDPOINTS = [
         "Create a persona",
         "personas",
         body=PersonaBody,
-        response=Item,
+        response=Persona,
         status=201,
         errors=(409,),
         service="personas",
@@ -169,7 +181,7 @@ ENDPOINTS = [
         get_active,
         "The active persona (404 when none is)",
         "personas",
-        response=Item,
+        response=Persona,
         errors=(404,),
         service="personas",
     ),
@@ -180,11 +192,20 @@ ENDPOINTS = [
         "Set the active persona",
         "personas",
         body=ActivePersona,
-        response=Item,
+        response=Persona,
         errors=(404,),
         service="personas",
     ),
-    Endpoint("GET", "/api/personas/{id}", get_persona, "One persona", "personas", response=Item, service="personas"),
+    Endpoint(
+        "DELETE",
+        "/api/personas/active",
+        clear_active,
+        "Clear the active persona (messages that name none get no persona)",
+        "personas",
+        response=ActionResult,
+        service="personas",
+    ),
+    Endpoint("GET", "/api/personas/{id}", get_persona, "One persona", "personas", response=Persona, service="personas"),
     Endpoint(
         "PUT",
         "/api/personas/{id}",
@@ -192,7 +213,7 @@ ENDPOINTS = [
         "Update a persona",
         "personas",
         body=PersonaBody,
-        response=Item,
+        response=Persona,
         service="personas",
     ),
     Endpoint(

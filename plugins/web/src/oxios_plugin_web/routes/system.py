@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,27 +10,12 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
+from oxios.config import REDACTED, redact_tree
+
 from ..api import Call, Endpoint, json_response
 from ..errors import ApiError
 from ..guard import require_capability
 from ..schemas import ConfigUpdated, Health, Item, Readiness, Status
-
-# Config keys whose values are credentials: shown as REDACTED, never sent out.
-REDACTED = "***"
-_SECRET_KEY = re.compile(r"(?i)(api_?key|token|secret|password|passphrase|authorization|credential)")
-_SECRET_TABLES = {"env", "headers"}  # every value inside is treated as a secret
-
-
-def redact_tree(node: Any, key: str = "") -> Any:
-    if isinstance(node, dict):
-        if key in _SECRET_TABLES:
-            return {k: REDACTED if v else v for k, v in node.items()}
-        return {k: redact_tree(v, k) for k, v in node.items()}
-    if isinstance(node, list):
-        return [redact_tree(v, key) for v in node]
-    if isinstance(node, str) and node and _SECRET_KEY.search(key) and not key.endswith("_env"):
-        return REDACTED
-    return node
 
 
 async def health(call: Call) -> Health:
@@ -145,7 +129,7 @@ async def put_config(call: Call) -> ConfigUpdated:
     changed = write_config(Path(kernel.paths.config_file), updates, kernel)
     kernel.publish("config.updated", keys=changed)
     try:
-        reloaded = await kernel.reload_config(actor=f"web:{call.role or 'local'}")
+        reloaded = await kernel.reload_config(actor=call.actor)
     except ConfigError as err:  # the file was edited by hand between the write and the reload
         raise ApiError(422, f"saved, but the daemon refused the file and keeps its running config: {err}") from None
     return ConfigUpdated(

@@ -3,18 +3,26 @@
 Every path is resolved (symlinks included) and must stay inside the
 workspace; then the kernel's policies vote on a ``path`` action, so the
 security subsystem's denied paths apply to the web exactly as to agents.
+Files are then opened through the sandbox (``O_NOFOLLOW``, judged again on
+what was opened) and written through a temp file with a random name in the
+already opened folder, so an agent racing the request with a symlink cannot
+redirect the read or the write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import os
+import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from starlette.responses import FileResponse
+from starlette.responses import StreamingResponse
 
-from oxios_hookspecs import Action
+from oxios.security.sandbox import PathDenied, sandbox_for
+from oxios_hookspecs import Action, ActionContext
 
 from ..api import KB, Call, Endpoint, Param
 from ..errors import ApiError
@@ -38,16 +46,29 @@ ACTIVE_TYPES = {
 def _locate(workspace: Any, relative: str) -> tuple[Path, Path]:
     """(workspace root, real target): symlinks and ``..`` resolved before any check."""
     root = Path(workspace).resolve()
-    target = (root / relative.lstrip("/") if not os.path.isabs(relative) else Path(relative)).resolve()
+    try:
+        target = (root / relative.lstrip("/") if not os.path.isabs(relative) else Path(relative)).resolve()
+    except (OSError, ValueError) as err:
+        raise ApiError(400, f"path: cannot be resolved ({getattr(err, 'strerror', None) or err})") from None
     return root, target
 
 
+def _context(call: Call) -> ActionContext:
+    return call.kernel.context(agent_id="web", role=call.role, interactive=True)
+
+
 def _is_dir(path: Path) -> bool:
-    return path.is_dir()
+    try:
+        return path.is_dir()
+    except OSError as err:  # a name longer than NAME_MAX, a loop ...
+        raise ApiError(400, f"{path.name[:80]}: {err.strerror or err}") from None
 
 
 def _is_file(path: Path) -> bool:
-    return path.is_file()
+    try:
+        return path.is_file()
+    except OSError as err:
+        raise ApiError(400, f"{path.name[:80]}: {err.strerror or err}") from None
 
 
 async def sandboxed(call: Call, relative: str, access: str) -> Path:
@@ -58,7 +79,7 @@ async def sandboxed(call: Call, relative: str, access: str) -> Path:
     if target != root and root not in target.parents:
         await _audit(call, access, relative, False, "outside the workspace")
         raise ApiError(403, f"{relative}: outside the workspace")
-    context = call.kernel.context(agent_id="web", role=call.role, interactive=True)
+    context = _context(call)
     verdict = await call.kernel.check_action(Action(kind="path", path=str(target), access=access), context)  # type: ignore[arg-type]
     if verdict.verdict != "allow":  # the policy engine audited the decision itself
         raise ApiError(403, f"{access} {relative}: {verdict.reason}")
@@ -116,8 +137,6 @@ def _walk(path: Path, root: Path, depth: int, budget: list[int]) -> TreeNode:
 
 
 async def tree(call: Call) -> TreeNode:
-    import asyncio
-
     target = await sandboxed(call, call.query["path"] or ".", "read")
     if not _is_dir(target):
         raise ApiError(404, f"{call.query['path']}: no such directory in the workspace")
@@ -130,31 +149,40 @@ async def read_file(call: Call) -> Any:
     target = await sandboxed(call, relative, "read")
     if not _is_file(target):
         raise ApiError(404, f"{relative}: no such file in the workspace")
+    try:
+        # O_NONBLOCK: a FIFO swapped in after the check must not hang the server.
+        fd = sandbox_for(_context(call)).open_fd(target, os.O_RDONLY | os.O_NONBLOCK)
+    except PathDenied as err:
+        raise ApiError(403, f"read {relative}: {err}") from None
+    except OSError as err:
+        raise ApiError(404, f"{relative}: {err.strerror or err}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ApiError(404, f"{relative}: no such file in the workspace")
     mime = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if mime in ACTIVE_TYPES or mime.startswith("text/"):
         mime = "text/plain; charset=utf-8"
-    headers = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
-    return FileResponse(target, media_type=mime, headers=headers)
+    headers = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff", "Content-Length": str(st.st_size)}
+    return StreamingResponse(_chunks(fd), media_type=mime, headers=headers)
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+async def _chunks(fd: int) -> AsyncIterator[bytes]:
+    """The opened file, read in a worker thread; closed when done or when the client leaves."""
+    with os.fdopen(fd, "rb") as fh:
+        while chunk := await asyncio.to_thread(fh.read, 256 * KB):
+            yield chunk
 
 
 async def write_file(call: Call) -> FileWritten:
-    import asyncio
-
     relative = call.path["path"]
     target = await sandboxed(call, relative, "write")
     if _is_dir(target):
         raise ApiError(409, f"{relative}: is a directory")
-    await asyncio.to_thread(_write_atomic, target, call.raw)
+    try:
+        await asyncio.to_thread(sandbox_for(_context(call)).write_atomic, target, call.raw)
+    except PathDenied as err:
+        raise ApiError(403, f"write {relative}: {err}") from None
     root, _ = _locate(call.kernel.paths.workspace, ".")
     call.kernel.publish("workspace.file_written", path=str(target.relative_to(root)), size=len(call.raw), by="web")
     return FileWritten(status="written", path=str(target.relative_to(root)), size=len(call.raw))

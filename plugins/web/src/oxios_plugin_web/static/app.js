@@ -4,7 +4,8 @@
 
 const $ = (sel) => document.querySelector(sel);
 const TOKEN_KEY = "oxios.token";
-const state = { sessionId: null, ws: null, wsReady: null, pending: new Map(), auditPage: 1, events: null };
+const WELCOME = "Welcome to Oxios. How can I help you?";
+const state = { sessionId: null, socket: null, wsReady: null, pending: new Map(), auditPage: 1, events: null, config: null, tokenPrompt: null };
 
 // -- helpers ------------------------------------------------------------------------------
 
@@ -24,52 +25,91 @@ function toast(text, isError = false) {
   box.textContent = text;
   box.className = "toast" + (isError ? " error" : "");
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => box.classList.add("hidden"), 4000);
+  toast.timer = setTimeout(() => box.classList.add("hidden"), isError ? 8000 : 4000);
 }
+$("#toast").addEventListener("click", () => $("#toast").classList.add("hidden"));
 
-function when(ts) {
-  if (!ts) return "";
+const SHORT_DATE = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+
+// Compact local time ("Dec 8, 09:00"; the year only when it is not this one); `seconds` for the audit log.
+function when(ts, seconds = false) {
+  if (ts === null || ts === undefined || ts === "") return "";
   const d = new Date(typeof ts === "number" ? ts * 1000 : ts);
-  return isNaN(d) ? String(ts) : d.toLocaleString();
+  if (isNaN(d)) return String(ts);
+  const options = { ...SHORT_DATE, ...(seconds ? { second: "2-digit" } : {}) };
+  if (d.getFullYear() !== new Date().getFullYear()) options.year = "numeric";
+  return d.toLocaleString(undefined, options);
 }
 
-function pill(text) { return el("span", { class: "pill " + String(text || "").replace(/[^a-z_]/gi, "") }, text ?? ""); }
+function pill(text, cls) {
+  return el("span", { class: "pill " + (cls || String(text || "").replace(/[^a-z_]/gi, "")) }, text ?? "");
+}
+
+// Long text is clamped to a few lines; a click shows all of it.
+function clamp(text, extraClass = "") {
+  const box = el("div", { class: "clamp " + extraClass, title: "click to show all or less" }, text ?? "");
+  box.addEventListener("click", () => box.classList.toggle("open"));
+  return box;
+}
+
+function emptyRow(columns, text) { return el("tr", { class: "empty" }, el("td", { colspan: columns, class: "hint" }, text)); }
+function emptyCard(text) { return el("li", { class: "empty hint" }, text); }
+
+function confirmed(question) { return window.confirm(question); }
 
 const token = () => localStorage.getItem(TOKEN_KEY) || "";
 
-function askToken() {
-  return new Promise((resolve) => {
+// One prompt at a time: every request that got a 401 meanwhile waits for the same answer.
+function askToken(reason = "") {
+  if (state.tokenPrompt) return state.tokenPrompt;
+  state.tokenPrompt = new Promise((resolve) => {
     const dialog = $("#token-dialog");
     $("#token-input").value = token();
+    $("#token-reason").textContent = reason;
     dialog.returnValue = "";
-    dialog.onclose = () => {
-      if (dialog.returnValue === "save") {
-        localStorage.setItem(TOKEN_KEY, $("#token-input").value.trim());
+    dialog.addEventListener("close", () => {
+      state.tokenPrompt = null;
+      const saved = dialog.returnValue === "save";
+      if (saved) {
+        const value = $("#token-input").value.trim();
+        if (value) localStorage.setItem(TOKEN_KEY, value); else localStorage.removeItem(TOKEN_KEY);
         connectEvents();
         resetSocket();
-        loadPersonas();
+        loadPersonas().catch(() => {});
         loadApprovalBadge().catch(() => {});
       }
-      resolve(dialog.returnValue === "save");
-    };
+      resolve(saved);
+    }, { once: true });
     dialog.showModal();
   });
+  return state.tokenPrompt;
 }
+$("#token-cancel").addEventListener("click", () => $("#token-dialog").close("cancel"));
+$("#token-button").addEventListener("click", async () => { if (await askToken()) show(currentView()); });
 
 async function api(method, path, body) {
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; ; attempt++) {
     const headers = { Accept: "application/json" };
-    if (token()) headers.Authorization = "Bearer " + token();
+    const sent = token();
+    if (sent) headers.Authorization = "Bearer " + sent;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    if (res.status === 401 && attempt === 0 && (await askToken())) continue;
+    let res;
+    try {
+      res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      throw new Error("cannot reach the Oxios daemon (" + err.message + ")");
+    }
     const text = await res.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-    if (!res.ok) throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
+    const error = (data && data.error) || `${res.status} ${res.statusText}`;
+    if (res.status === 401 && attempt < 3) {
+      if (await askToken(sent ? "The token was refused: " + error : "")) continue;
+      throw new Error("an API token is needed: use the Token button");
+    }
+    if (!res.ok) throw new Error(error);
     return data;
   }
-  throw new Error("authentication required");
 }
 
 const guarded = (fn) => async (...args) => { try { await fn(...args); } catch (err) { toast(err.message, true); } };
@@ -78,6 +118,8 @@ const guarded = (fn) => async (...args) => { try { await fn(...args); } catch (e
 
 const loaders = {};
 
+function currentView() { return (location.hash || "#chat").slice(1); }
+
 function show(view) {
   if (!document.getElementById("view-" + view)) view = "chat";
   document.querySelectorAll(".view").forEach((v) => v.classList.toggle("active", v.id === "view-" + view));
@@ -85,7 +127,7 @@ function show(view) {
   if (loaders[view]) guarded(loaders[view])();
 }
 
-window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+window.addEventListener("hashchange", () => show(currentView()));
 document.querySelectorAll("[data-refresh]").forEach((b) => b.addEventListener("click", () => guarded(loaders[b.dataset.refresh])()));
 
 // -- chat over the WebSocket --------------------------------------------------------------
@@ -97,21 +139,26 @@ function socketUrl() {
 }
 
 function resetSocket() {
-  if (state.ws) state.ws.close();
-  state.ws = null;
+  const old = state.socket;
+  state.socket = null;
   state.wsReady = null;
+  if (old) old.close();
 }
 
 function openSocket() {
   if (state.wsReady) return state.wsReady;
   state.wsReady = new Promise((resolve, reject) => {
     const ws = new WebSocket(socketUrl());
-    ws.onopen = () => { state.ws = ws; resolve(ws); };
+    state.socket = ws;
+    ws.onopen = () => resolve(ws);
     ws.onerror = () => reject(new Error("could not connect to the chat stream (is a token needed? use the Token button)"));
     ws.onclose = () => {
-      state.ws = null; state.wsReady = null;
-      for (const entry of state.pending.values()) finishBubble(entry, "connection closed", true);
-      state.pending.clear();
+      if (state.socket === ws) { state.socket = null; state.wsReady = null; }
+      // Only the replies this connection carried are lost.
+      for (const [id, entry] of state.pending) {
+        if (entry.ws === ws) { finishBubble(entry, "connection closed", true); state.pending.delete(id); }
+      }
+      syncStop();
     };
     ws.onmessage = (ev) => onFrame(JSON.parse(ev.data));
   });
@@ -136,25 +183,30 @@ function finishBubble(entry, error, isError) {
   }
 }
 
+// The Stop button shows while a reply is being written.
+function syncStop() { $("#chat-stop").classList.toggle("hidden", state.pending.size === 0); }
+
 function onFrame(frame) {
   const entry = state.pending.get(frame.id);
   if (frame.type === "accepted" && entry) {
-    if (!state.sessionId) { state.sessionId = frame.session_id; }
+    if (!state.sessionId) state.sessionId = frame.session_id;
   } else if (frame.type === "token" && entry) {
     entry.text += frame.content;
     entry.bubble.textContent = entry.text;
     entry.bubble.scrollIntoView({ block: "end" });
   } else if (frame.type === "done" && entry) {
     entry.bubble.textContent = frame.reply || entry.text;
-    entry.bubble.append(el("span", { class: "meta" }, `${frame.phase || ""} · ${(frame.duration_ms / 1000).toFixed(1)} s`));
+    const took = typeof frame.duration_ms === "number" ? ` · ${(frame.duration_ms / 1000).toFixed(1)} s` : "";
+    entry.bubble.append(el("span", { class: "meta" }, `${frame.phase || "done"}${took}`));
     finishBubble(entry);
     state.pending.delete(frame.id);
-    state.sessionId = frame.session_id;
-    loadSessions();
+    if (!state.sessionId) state.sessionId = frame.session_id;
+    guarded(loadSessions)();
   } else if (frame.type === "error") {
     if (entry) { finishBubble(entry, frame.error, true); state.pending.delete(frame.id); }
     else toast(frame.error, true);
   }
+  syncStop();
 }
 
 async function sendMessage(text) {
@@ -162,13 +214,16 @@ async function sendMessage(text) {
   addBubble("user", text);
   const bubble = addBubble("assistant streaming", "");
   state.pending.set(id, { bubble, text: "" });
+  syncStop();
   try {
     const ws = await openSocket();
+    state.pending.get(id).ws = ws;
     const persona = $("#persona-select").value || undefined;
     ws.send(JSON.stringify({ type: "message", id, content: text, session_id: state.sessionId || undefined, persona }));
   } catch (err) {
     finishBubble(state.pending.get(id), err.message, true);
     state.pending.delete(id);
+    syncStop();
   }
 }
 
@@ -181,31 +236,39 @@ $("#chat-form").addEventListener("submit", (ev) => {
   sendMessage(text);
 });
 $("#chat-input").addEventListener("keydown", (ev) => {
-  if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); $("#chat-form").requestSubmit(); }
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); $("#chat-form").requestSubmit(); }
 });
-$("#new-chat").addEventListener("click", () => {
-  state.sessionId = null;
-  $("#messages").replaceChildren(el("div", { class: "welcome" }, "Welcome to Oxios. How can I help you?"));
-  loadSessions();
+$("#chat-stop").addEventListener("click", () => {
+  for (const [id, entry] of state.pending) {
+    if (entry.ws && entry.ws.readyState === WebSocket.OPEN) entry.ws.send(JSON.stringify({ type: "cancel", id }));
+  }
 });
 
+function newChat() {
+  state.sessionId = null;
+  $("#messages").replaceChildren(el("div", { class: "welcome" }, WELCOME));
+  guarded(loadSessions)();
+}
+$("#new-chat").addEventListener("click", newChat);
+
 async function loadSessions() {
-  try {
-    const page = await api("GET", "/api/sessions?limit=50");
-    const list = $("#session-list");
-    list.replaceChildren(...page.items.map((s) => {
-      const del = el("button", { class: "del", title: "delete", type: "button" }, "×");
-      del.addEventListener("click", guarded(async (ev) => {
-        ev.stopPropagation();
-        await api("DELETE", "/api/sessions/" + encodeURIComponent(s.id));
-        if (state.sessionId === s.id) $("#new-chat").click(); else loadSessions();
-      }));
-      const li = el("li", { class: s.id === state.sessionId ? "active" : "", title: when(s.updated_at) },
-        el("span", { class: "title" }, s.title || s.first_message || s.id.slice(0, 8)), del);
-      li.addEventListener("click", guarded(() => openSession(s.id)));
-      return li;
+  const page = await api("GET", "/api/sessions?limit=50");
+  const list = $("#session-list");
+  if (!page.items.length) { list.replaceChildren(el("li", { class: "empty hint" }, "No conversations yet.")); return; }
+  list.replaceChildren(...page.items.map((s) => {
+    const title = s.title || s.first_message || s.id.slice(0, 8);
+    const del = el("button", { class: "del", title: "Delete this conversation", type: "button", "aria-label": "Delete " + title }, "×");
+    del.addEventListener("click", guarded(async (ev) => {
+      ev.stopPropagation();
+      if (!confirmed(`Delete the conversation "${title.slice(0, 60)}"?`)) return;
+      await api("DELETE", "/api/sessions/" + encodeURIComponent(s.id));
+      if (state.sessionId === s.id) newChat(); else await loadSessions();
     }));
-  } catch (err) { /* shown when the user acts */ }
+    const li = el("li", { class: s.id === state.sessionId ? "active" : "", title: `${title}\n${when(s.updated_at)}` },
+      el("span", { class: "title" }, title), del);
+    li.addEventListener("click", guarded(() => openSession(s.id)));
+    return li;
+  }));
 }
 
 async function openSession(id) {
@@ -213,53 +276,91 @@ async function openSession(id) {
   state.sessionId = id;
   $("#messages").replaceChildren();
   for (const m of detail.messages) addBubble(m.role === "user" ? "user" : "assistant", m.content);
-  loadSessions();
+  if (!detail.messages.length) $("#messages").append(el("div", { class: "welcome" }, "This conversation is empty."));
+  await loadSessions();
 }
 
 async function loadPersonas() {
-  try {
-    const [page, active] = await Promise.all([api("GET", "/api/personas?limit=100"), api("GET", "/api/personas/active").catch(() => null)]);
-    const select = $("#persona-select");
-    select.replaceChildren(el("option", { value: "" }, "default"),
-      ...page.items.map((p) => el("option", { value: p.name }, p.name)));
-    if (active) select.value = active.name;
-  } catch (err) { /* personas may be unavailable */ }
+  const label = $("#persona-label");
+  let page;
+  try { page = await api("GET", "/api/personas?limit=100"); } catch (err) { label.classList.add("hidden"); throw err; }
+  label.classList.remove("hidden");
+  const active = page.items.find((p) => p.active);
+  const select = $("#persona-select");
+  select.replaceChildren(el("option", { value: "" }, "none"),
+    ...page.items.map((p) => el("option", { value: p.name, title: p.description || "" }, p.name)));
+  select.value = active ? active.name : "";
 }
 
 $("#persona-select").addEventListener("change", guarded(async (ev) => {
-  if (ev.target.value) await api("PUT", "/api/personas/active", { name: ev.target.value });
-  toast("Persona: " + (ev.target.value || "default"));
+  const name = ev.target.value;
+  if (name) {
+    await api("PUT", "/api/personas/active", { name });
+    toast(`Persona ${name} is active`);
+  } else {
+    await api("DELETE", "/api/personas/active");
+    toast("No persona is active");
+  }
+  await loadPersonas();
 }));
 
-loaders.chat = async () => { await Promise.all([loadSessions(), loadPersonas()]); };
+loaders.chat = loadSessions;
 
 // -- agents -------------------------------------------------------------------------------
 
+const LIVE_STATES = new Set(["running", "queued"]);
+
 loaders.agents = async () => {
   const page = await api("GET", "/api/agents?limit=100");
-  $("#agents-body").replaceChildren(...page.items.map((a) => {
-    const live = a.status === "running" || a.status === "queued";
-    const kill = el("button", { class: "danger", type: "button" }, "Kill");
-    kill.disabled = !live;
-    kill.addEventListener("click", guarded(async () => { await api("POST", `/api/agents/${encodeURIComponent(a.id)}/kill`); toast("Killed " + a.id.slice(0, 8)); loaders.agents(); }));
-    return el("tr", {}, el("td", { class: "code", title: a.id }, a.id.slice(0, 8)), el("td", {}, pill(a.status)),
-      el("td", { class: "wrap" }, a.goal || ""), el("td", {}, when(a.started || a.created)), el("td", {}, kill));
-  }));
+  const rows = page.items.map((a) => {
+    const actions = el("td", { class: "actions" });
+    if (LIVE_STATES.has(a.status)) {
+      actions.append(el("button", { class: "danger", type: "button", onclick: guarded(async () => {
+        if (!confirmed(`Kill agent ${a.id.slice(0, 8)}?`)) return;
+        await api("POST", `/api/agents/${encodeURIComponent(a.id)}/kill`);
+        toast("Killed " + a.id.slice(0, 8));
+        await loaders.agents();
+      }) }, "Kill"));
+    }
+    const goal = el("td", { class: "wrap" }, clamp(a.goal || ""));
+    if (a.error) goal.append(clamp(a.error, "error-text small"));
+    return el("tr", { "data-agent": a.id }, el("td", { class: "code nowrap", title: a.id }, a.id.slice(0, 8)), el("td", {}, pill(a.status)),
+      goal, el("td", { class: "nowrap" }, when(a.started || a.created)), el("td", { class: "nowrap" }, when(a.finished)), actions);
+  });
+  $("#agents-body").replaceChildren(...(rows.length ? rows : [emptyRow(6, "No agents yet. An agent starts for each chat message and each cron run.")]));
 };
 
 // -- cron ---------------------------------------------------------------------------------
 
 loaders.cron = async () => {
   const page = await api("GET", "/api/cron-jobs?limit=200");
-  $("#cron-body").replaceChildren(...page.items.map((j) => {
-    const run = el("button", { type: "button" }, "Run now");
-    run.addEventListener("click", guarded(async () => { await api("POST", `/api/cron-jobs/${encodeURIComponent(j.name)}/trigger`); toast("Triggered " + j.name); }));
-    const del = el("button", { class: "danger", type: "button" }, "Delete");
-    del.addEventListener("click", guarded(async () => { await api("DELETE", `/api/cron-jobs/${encodeURIComponent(j.name)}`); loaders.cron(); }));
-    return el("tr", {}, el("td", {}, j.name), el("td", { class: "code" }, j.schedule), el("td", { class: "wrap" }, j.goal),
-      el("td", {}, when(j.next_run_at)), el("td", { title: j.pause_reason || "" }, pill(j.enabled === false ? "disabled" : (j.paused ? "paused" : j.state || "scheduled"))),
-      el("td", {}, run, " ", del));
-  }));
+  const rows = page.items.map((j) => {
+    const path = `/api/cron-jobs/${encodeURIComponent(j.name)}`;
+    const run = el("button", { type: "button", onclick: guarded(async () => {
+      await api("POST", path + "/trigger");
+      toast("Started " + j.name);
+      await loaders.cron();
+    }) }, "Run now");
+    const pause = el("button", { type: "button", onclick: guarded(async () => {
+      await api("POST", path + (j.paused ? "/resume" : "/pause"));
+      toast((j.paused ? "Resumed " : "Paused ") + j.name);
+      await loaders.cron();
+    }) }, j.paused ? "Resume" : "Pause");
+    const del = el("button", { class: "danger", type: "button", onclick: guarded(async () => {
+      if (!confirmed(`Delete the cron job ${j.name}?`)) return;
+      await api("DELETE", path);
+      toast("Deleted " + j.name);
+      await loaders.cron();
+    }) }, "Delete");
+    const stateCell = el("td", { class: "nowrap", title: j.pause_reason || "" }, pill(j.state));
+    if (j.last_status) {
+      stateCell.append(el("div", { class: "hint small", title: when(j.last_run_at) }, "last run ", pill(j.last_status)));
+    }
+    return el("tr", { "data-job": j.name }, el("td", { class: "nowrap" }, j.name), el("td", { class: "code nowrap" }, j.schedule),
+      el("td", { class: "wrap" }, clamp(j.goal)), el("td", { class: "nowrap", title: j.next_run_local || "" }, when(j.next_run_at)),
+      stateCell, el("td", { class: "actions" }, run, pause, del));
+  });
+  $("#cron-body").replaceChildren(...(rows.length ? rows : [emptyRow(6, "No cron jobs yet. Add one above: a name, a cron schedule and a goal.")]));
 };
 
 $("#cron-form").addEventListener("submit", guarded(async (ev) => {
@@ -268,76 +369,93 @@ $("#cron-form").addEventListener("submit", guarded(async (ev) => {
   await api("POST", "/api/cron-jobs", data);
   ev.target.reset();
   toast("Added " + data.name);
-  loaders.cron();
+  await loaders.cron();
 }));
 
 // -- skills -------------------------------------------------------------------------------
 
 loaders.skills = async () => {
   const page = await api("GET", "/api/skills?limit=500");
-  $("#skills-body").replaceChildren(...page.items.map((s) => {
+  const rows = page.items.map((s) => {
     const enabled = s.status !== "disabled";
-    const toggle = el("button", { type: "button" }, enabled ? "Disable" : "Enable");
-    toggle.addEventListener("click", guarded(async () => {
+    const toggle = el("button", { type: "button", onclick: guarded(async () => {
       await api("POST", `/api/skills/${encodeURIComponent(s.name)}/${enabled ? "disable" : "enable"}`);
-      loaders.skills();
-    }));
-    const view = el("button", { type: "button" }, "SKILL.md");
-    view.addEventListener("click", guarded(async () => {
+      toast((enabled ? "Disabled " : "Enabled ") + s.name);
+      await loaders.skills();
+    }) }, enabled ? "Disable" : "Enable");
+    const view = el("button", { type: "button", onclick: guarded(async () => {
       const c = await api("GET", `/api/skills/${encodeURIComponent(s.name)}/content`);
-      const pre = $("#skill-content");
-      pre.textContent = c.content;
-      pre.classList.remove("hidden");
-      pre.scrollIntoView();
-    }));
-    return el("tr", {}, el("td", {}, el("div", { class: "title" }, `${s.emoji || ""} ${s.name}`), el("div", { class: "hint" }, s.description || "")),
-      el("td", {}, s.source || ""), el("td", {}, pill(s.status)), el("td", {}, view, " ", toggle));
-  }));
+      $("#skill-title").textContent = `${s.name} · SKILL.md`;
+      $("#skill-content").textContent = c.content;
+      $("#skill-panel").classList.remove("hidden");
+      $("#skill-panel").scrollIntoView();
+    }) }, "SKILL.md");
+    return el("tr", { "data-skill": s.name }, el("td", { class: "wrap" }, el("div", { class: "title" }, `${s.emoji || ""} ${s.name}`.trim()),
+      el("div", { class: "hint" }, s.description || "")), el("td", {}, s.source || ""), el("td", {}, pill(s.status)),
+      el("td", { class: "actions" }, view, toggle));
+  });
+  $("#skills-body").replaceChildren(...(rows.length ? rows : [emptyRow(4, "No skills installed.")]));
 };
+$("#skill-close").addEventListener("click", () => $("#skill-panel").classList.add("hidden"));
 
 // -- memory -------------------------------------------------------------------------------
 
 function memoryCard(record, extra) {
-  const del = el("button", { class: "danger", type: "button" }, "Forget");
-  del.addEventListener("click", guarded(async () => { await api("DELETE", "/api/memory/" + encodeURIComponent(record.id)); loaders.memory(); }));
-  return el("li", {}, el("div", { class: "title" }, record.name || record.type || "memory", " ", pill(record.tier)),
-    el("div", { class: "body" }, record.content), el("div", { class: "hint" }, extra || record.category || ""), del);
+  const forget = el("button", { class: "danger", type: "button", onclick: guarded(async () => {
+    if (!confirmed(`Forget "${(record.name || record.content).slice(0, 60)}"?`)) return;
+    await api("DELETE", "/api/memory/" + encodeURIComponent(record.id));
+    toast("Forgotten");
+    await loaders.memory();
+  }) }, "Forget");
+  const meta = [record.category, record.type, when(record.created), extra].filter(Boolean).join(" · ");
+  return el("li", { "data-memory": record.id }, el("div", { class: "title" }, record.name || record.type || "memory", " ", pill(record.tier)),
+    clamp(record.content, "body"), el("div", { class: "row spread" }, el("span", { class: "hint" }, meta), forget));
 }
 
 loaders.memory = async () => {
   const page = await api("GET", "/api/memory?limit=50");
-  $("#memory-list").replaceChildren(...page.items.map((r) => memoryCard(r)));
+  $("#memory-summary").textContent = page.total > page.items.length ? `Newest ${page.items.length} of ${page.total} memories` : `${page.total} memories`;
+  $("#memory-list").replaceChildren(...(page.items.length ? page.items.map((r) => memoryCard(r))
+    : [emptyCard("No memories yet. Save one above; agents add their own as they work.")]));
 };
 
 $("#memory-search").addEventListener("submit", guarded(async (ev) => {
   ev.preventDefault();
   const data = Object.fromEntries(new FormData(ev.target));
-  const res = await api("GET", `/api/memory/search?q=${encodeURIComponent(data.q)}&mode=${data.mode}`);
-  $("#memory-list").replaceChildren(...(res.hits.length ? res.hits.map((h) => memoryCard(h.record, `score ${h.score.toFixed(3)} · ${h.why || ""}`))
-    : [el("li", { class: "hint" }, "No memories match.")]));
+  const res = await api("GET", `/api/memory/search?q=${encodeURIComponent(data.q)}&mode=${encodeURIComponent(data.mode)}`);
+  $("#memory-summary").textContent = `${res.hits.length} ${res.hits.length === 1 ? "match" : "matches"} for "${data.q}" (${data.mode}); Refresh shows all`;
+  $("#memory-list").replaceChildren(...(res.hits.length ? res.hits.map((h) => memoryCard(h.record, `score ${h.score.toFixed(3)}${h.why ? " · " + h.why : ""}`))
+    : [emptyCard("No memories match.")]));
 }));
 
 $("#memory-form").addEventListener("submit", guarded(async (ev) => {
   ev.preventDefault();
   const data = Object.fromEntries(new FormData(ev.target));
+  for (const key of ["name", "category"]) if (!data[key]) delete data[key];
   await api("POST", "/api/memory", data);
   ev.target.reset();
   toast("Saved");
-  loaders.memory();
+  await loaders.memory();
 }));
 
 // -- config -------------------------------------------------------------------------------
+
+function configResult(lines, isError) {
+  const box = $("#config-result");
+  box.replaceChildren(...lines.map((line) => el("div", {}, line)));
+  box.className = "result " + (isError ? "error" : "ok");
+}
 
 loaders.config = async () => {
   const config = await api("GET", "/api/config");
   state.config = config;
   $("#config-text").value = JSON.stringify(config, null, 2);
-  $("#config-result").textContent = "";
+  $("#config-result").className = "result hidden";
 };
 
 function diff(before, after, out = {}) {
   for (const [k, v] of Object.entries(after)) {
-    if (v && typeof v === "object" && !Array.isArray(v) && before && typeof before[k] === "object" && !Array.isArray(before[k])) {
+    if (v && typeof v === "object" && !Array.isArray(v) && before && before[k] && typeof before[k] === "object" && !Array.isArray(before[k])) {
       const sub = diff(before[k], v);
       if (Object.keys(sub).length) out[k] = sub;
     } else if (JSON.stringify(before ? before[k] : undefined) !== JSON.stringify(v)) out[k] = v;
@@ -345,28 +463,33 @@ function diff(before, after, out = {}) {
   return out;
 }
 
-$("#config-save").addEventListener("click", guarded(async () => {
+$("#config-save").addEventListener("click", async () => {
   let edited;
-  try { edited = JSON.parse($("#config-text").value); } catch (err) { throw new Error("not valid JSON: " + err.message); }
+  try { edited = JSON.parse($("#config-text").value); } catch (err) { configResult(["Not valid JSON: " + err.message], true); return; }
+  if (!edited || typeof edited !== "object" || Array.isArray(edited)) { configResult(["The config must be a JSON object."], true); return; }
   const changes = diff(state.config, edited);
-  if (!Object.keys(changes).length) { $("#config-result").textContent = "Nothing changed."; return; }
-  const res = await api("PUT", "/api/config", changes);
-  const parts = [`Saved ${res.changed.join(", ")}.`];
-  if (res.applied.length) parts.push(`Applied now: ${res.applied.join(", ")}.`);
-  if (res.restart_required.length) parts.push(`Needs a restart (oxios restart): ${res.restart_required.join(", ")}.`);
-  $("#config-result").textContent = parts.join(" ");
-  state.config = res.config;
-}));
+  if (!Object.keys(changes).length) { configResult(["Nothing changed."], false); return; }
+  let res;
+  try { res = await api("PUT", "/api/config", changes); } catch (err) { configResult(["Not saved: " + err.message], true); return; }
+  const lines = [`Saved: ${res.changed.join(", ") || "nothing new"}.`];
+  if (res.applied.length) lines.push(`Applied now: ${res.applied.join(", ")}.`);
+  if (res.restart_required.length) lines.push(`Needs a restart (oxios restart): ${res.restart_required.join(", ")}.`);
+  configResult(lines, false);
+  // What the file now holds is the base for the next diff (keys waiting for a restart keep the edited value).
+  state.config = edited;
+});
 
 // -- audit --------------------------------------------------------------------------------
 
 loaders.audit = async () => {
   const page = await api("GET", `/api/audit/entries?limit=50&page=${state.auditPage}`);
-  $("#audit-body").replaceChildren(...page.items.map((e) => el("tr", {},
-    el("td", {}, e.seq ?? ""), el("td", {}, when(e.timestamp || e.ts)), el("td", {}, e.actor || e.agent_name || ""),
-    el("td", { class: "code" }, e.action), el("td", { class: "wrap code" }, e.resource || ""),
-    el("td", {}, pill(e.allowed ? "ok" : "bad")), el("td", { class: "wrap" }, e.reason || ""))));
   const pages = Math.max(1, Math.ceil(page.total / page.limit));
+  if (state.auditPage > pages) { state.auditPage = pages; return loaders.audit(); }
+  const rows = page.items.map((e) => el("tr", {},
+    el("td", {}, e.seq ?? ""), el("td", { class: "nowrap" }, when(e.timestamp || e.ts, true)), el("td", { class: "nowrap" }, e.actor || e.agent_name || ""),
+    el("td", { class: "code" }, e.action), el("td", { class: "wrap code" }, clamp(e.resource || "")),
+    el("td", {}, e.allowed ? pill("allowed", "ok") : pill("denied", "bad")), el("td", { class: "wrap" }, clamp(e.reason || ""))));
+  $("#audit-body").replaceChildren(...(rows.length ? rows : [emptyRow(7, "The audit log is empty.")]));
   $("#audit-page").textContent = `page ${page.page} of ${pages} (${page.total} entries)`;
   $("#audit-prev").disabled = page.page <= 1;
   $("#audit-next").disabled = page.page >= pages;
@@ -374,40 +497,72 @@ loaders.audit = async () => {
 $("#audit-prev").addEventListener("click", () => { state.auditPage = Math.max(1, state.auditPage - 1); guarded(loaders.audit)(); });
 $("#audit-next").addEventListener("click", () => { state.auditPage += 1; guarded(loaders.audit)(); });
 $("#audit-verify").addEventListener("click", guarded(async () => {
-  const report = await api("GET", "/api/audit/verify");
   const box = $("#audit-status");
-  box.textContent = report.valid ? `✔ chain intact (${report.entries} entries, ${report.checkpoints} checkpoints)` : `✘ chain broken at #${report.bad_seq} (${report.problem}): ${report.detail}`;
-  box.style.color = report.valid ? "var(--accent)" : "var(--danger)";
+  box.textContent = "Verifying…";
+  box.className = "hint";
+  let report;
+  try { report = await api("GET", "/api/audit/verify"); } catch (err) { box.textContent = ""; throw err; }
+  box.textContent = report.valid ? `✔ chain intact (${report.entries} entries, ${report.checkpoints} checkpoints)`
+    : `✘ chain broken at #${report.bad_seq} (${report.problem}): ${report.detail}`;
+  box.className = report.valid ? "status ok" : "status error";
 }));
 
 // -- approvals ----------------------------------------------------------------------------
 
+const SCOPES = [["once", "this time only"], ["session", "for this session"], ["agent", "for this agent"], ["global", "always"]];
+
+function approvalCard(a) {
+  const scope = el("select", { "aria-label": "Approve for", title: "What an approval covers" },
+    ...SCOPES.map(([value, label]) => el("option", { value }, label)));
+  const decide = (verb) => guarded(async () => {
+    const body = verb === "approve" ? { scope: scope.value } : {};
+    await api("POST", `/api/approvals/${encodeURIComponent(a.id)}/${verb}`, body);
+    toast(verb === "approve" ? "Approved" : "Rejected");
+    await loaders.approvals();
+  });
+  const what = [a.tool || a.kind, a.reason || "needs approval", a.agent_id ? "agent " + a.agent_id : "", "asked " + when(a.created),
+    a.expires ? "expires " + when(a.expires) : ""].filter(Boolean).join(" · ");
+  return el("li", { "data-approval": a.id }, el("div", { class: "title code" }, clamp(a.resource || a.subject || a.id)),
+    el("div", { class: "hint" }, what),
+    el("div", { class: "row" }, el("button", { class: "primary", type: "button", onclick: decide("approve") }, "Approve"), scope,
+      el("button", { class: "danger", type: "button", onclick: decide("reject") }, "Reject")));
+}
+
+function setBadge(total) {
+  const badge = $("#approvals-badge");
+  badge.textContent = total;
+  badge.classList.toggle("hidden", !total);
+}
+
 loaders.approvals = async () => {
   const page = await api("GET", "/api/approvals?limit=100");
-  const badge = $("#approvals-badge");
-  badge.textContent = page.total;
-  badge.classList.toggle("hidden", !page.total);
-  $("#approvals-list").replaceChildren(...(page.items.length ? page.items.map((a) => {
-    const decide = (verb) => guarded(async () => { await api("POST", `/api/approvals/${encodeURIComponent(a.id)}/${verb}`, {}); toast(`${verb}d`); loaders.approvals(); });
-    return el("li", {}, el("div", { class: "title code" }, a.resource || a.subject || a.tool || a.kind || a.id),
-      el("div", { class: "hint" }, `${a.kind || ""} ${a.tool ? "· " + a.tool : ""} · ${a.reason || "needs approval"} · agent ${a.agent_id || "?"} · ${when(a.created)}`),
-      el("div", { class: "row" }, el("button", { class: "primary", type: "button", onclick: decide("approve") }, "Approve"),
-        el("button", { class: "danger", type: "button", onclick: decide("reject") }, "Reject")));
-  }) : [el("li", { class: "hint" }, "Nothing is waiting for you.")]));
+  setBadge(page.total);
+  $("#approvals-list").replaceChildren(...(page.items.length ? page.items.map(approvalCard)
+    : [emptyCard("Nothing is waiting for you. Requests from agents appear here as they come.")]));
 };
+
+async function loadApprovalBadge() { setBadge((await api("GET", "/api/approvals?limit=1")).total); }
 
 // -- live events (SSE) --------------------------------------------------------------------
 
-const LIVE_EVENTS = ["agent.started", "agent.progress", "agent.completed", "agent.created", "evaluation.result", "tool.started",
-  "tool.finished", "tool.denied", "approval.requested", "approval.resolved", "cron.triggered", "cron.completed", "resync"];
+const LIVE_EVENTS = ["agent.created", "agent.started", "agent.progress", "agent.completed", "evaluation.result", "tool.started",
+  "tool.finished", "tool.denied", "approval.requested", "approval.resolved", "cron.triggered", "cron.completed", "cron.paused",
+  "cron.failing", "resync"];
 
 function logEvent(name, data) {
   const log = $("#event-log");
-  log.prepend(el("li", {}, `${new Date().toLocaleTimeString()}  ${name}  ${data.agent_id ? data.agent_id.slice(0, 8) : ""} ${data.tool || data.resource || data.what || data.job || ""}`));
+  const placeholder = log.querySelector(".empty");
+  if (placeholder) placeholder.remove();
+  const subject = data.tool || data.resource || data.what || data.job || data.status || "";
+  log.prepend(el("li", {}, `${new Date().toLocaleTimeString()}  ${name}  ${data.agent_id ? data.agent_id.slice(0, 8) : ""} ${subject}`));
   while (log.children.length > 100) log.lastChild.remove();
 }
 
-function currentView() { return (location.hash || "#chat").slice(1); }
+// Bursts of events reload a view once, and only the view on screen.
+function refreshSoon(view) {
+  clearTimeout(refreshSoon[view]);
+  refreshSoon[view] = setTimeout(() => { if (currentView() === view) guarded(loaders[view])(); }, 250);
+}
 
 function connectEvents() {
   if (state.events) state.events.close();
@@ -416,33 +571,22 @@ function connectEvents() {
   state.events = source;
   source.onopen = () => $("#live").classList.remove("off");
   source.onerror = () => $("#live").classList.add("off");
-  const refreshSoon = (view) => {
-    clearTimeout(refreshSoon[view]);
-    refreshSoon[view] = setTimeout(() => { if (currentView() === view) guarded(loaders[view])(); }, 250);
-  };
   for (const name of LIVE_EVENTS) {
     source.addEventListener(name, (ev) => {
       const data = JSON.parse(ev.data);
       logEvent(name, data);
-      if (name.startsWith("agent.") || name === "resync") refreshSoon("agents");
-      if (name.startsWith("approval.") || name === "resync") { refreshSoon("approvals"); guarded(loadApprovalBadge)(); }
-      if (name === "approval.requested") toast("An agent asks for approval: " + (data.resource || data.what || ""));
+      if (name === "resync") { refreshSoon(currentView()); guarded(loadApprovalBadge)(); return; }
+      if (name.startsWith("agent.")) refreshSoon("agents");
+      if (name.startsWith("approval.")) { refreshSoon("approvals"); guarded(loadApprovalBadge)(); }
+      if (name === "approval.requested") toast("An agent asks for approval: " + (data.resource || data.tool || ""));
       if (name.startsWith("cron.")) refreshSoon("cron");
     });
   }
 }
 
-async function loadApprovalBadge() {
-  const page = await api("GET", "/api/approvals?limit=1");
-  const badge = $("#approvals-badge");
-  badge.textContent = page.total;
-  badge.classList.toggle("hidden", !page.total);
-}
-
-$("#token-button").addEventListener("click", () => askToken());
-
 // -- start --------------------------------------------------------------------------------
 
 connectEvents();
 show(currentView());
+loadPersonas().catch(() => {});  // optional: the switcher hides itself when personas are not available
 loadApprovalBadge().catch(() => {});
