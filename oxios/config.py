@@ -18,23 +18,34 @@ import msgspec
 ENV_PREFIX = "OXIOS__"
 
 
+# Numbers with a range: a value that would break the daemon (a port past 65535, a negative timeout, no
+# concurrency at all) is a config error naming the key, not a crash or a hang later.
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]  # 0: any free port
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+PositiveSecs = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeSecs = Annotated[float, msgspec.Meta(ge=0)]
+Percent = Annotated[float, msgspec.Meta(gt=0, le=100)]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
 class Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Base of every config section: unknown keys are errors, not typos ignored."""
 
 
 class KernelConfig(Section):
     workspace: str = "~/.oxios/workspace"
-    max_agents: int = 10
+    max_agents: AtLeastOne = 10
     default_provider: str = ""
     default_model: str = ""
-    max_turns: int = 25
+    max_turns: AtLeastOne = 25
     log_level: str = "info"
 
 
 class GatewayConfig(Section):
     host: str = "127.0.0.1"
-    port: int = 4200
-    max_concurrent_messages: int = 16
+    port: Port = 4200
+    max_concurrent_messages: AtLeastOne = 16
 
 
 class ExecConfig(Section):
@@ -43,9 +54,9 @@ class ExecConfig(Section):
     )
     allowlist_mode: Literal["strict", "permissive"] = "strict"
     shell_mode: bool = False
-    default_timeout_secs: int = 120
-    max_timeout_secs: int = 600
-    max_output_bytes: int = 65536
+    default_timeout_secs: AtLeastOne = 120
+    max_timeout_secs: AtLeastOne = 600
+    max_output_bytes: AtLeastOne = 65536
     env_passthrough: list[str] = []
     required_host_tools: list[str] = msgspec.field(default_factory=lambda: ["git"])
     optional_host_tools: list[str] = msgspec.field(default_factory=lambda: ["gh"])
@@ -53,11 +64,11 @@ class ExecConfig(Section):
 
 class SchedulerConfig(Section):
     backend: str = "local"
-    max_concurrent: int = 5
-    rate_limit_per_minute: int = 60
-    zombie_timeout_secs: int = 300
-    overload_cpu_percent: float = 90.0
-    overload_memory_percent: float = 90.0
+    max_concurrent: AtLeastOne = 5
+    rate_limit_per_minute: NonNegative = 60
+    zombie_timeout_secs: AtLeastOne = 300
+    overload_cpu_percent: Percent = 90.0
+    overload_memory_percent: Percent = 90.0
 
 
 class RoleConfig(Section):
@@ -73,7 +84,7 @@ class RoleConfig(Section):
 
 class SecurityConfig(Section):
     auth_enabled: bool = False
-    max_execution_time_secs: int = 300
+    max_execution_time_secs: AtLeastOne = 300
     default_role: str = "user"
     allowed_paths: list[str] = []
     denied_paths: list[str] = []
@@ -81,10 +92,12 @@ class SecurityConfig(Section):
     read_hardlinked_files: bool = False
     ssrf_allowlist: list[str] = []
     robots_txt: bool = True
-    approval_timeout_secs: int = 120
+    approval_timeout_secs: NonNegative = 120
+    # How long one policy's check_action may take; a policy that does not answer in time votes deny.
+    policy_timeout_secs: PositiveSecs = 5.0
     tool_policies: dict[str, Literal["auto", "on_demand", "always"]] = {}
     roles: dict[str, RoleConfig] = {}
-    rate_limit_per_minute: int = 120
+    rate_limit_per_minute: NonNegative = 120
 
 
 class CronJobConfig(Section):
@@ -98,8 +111,8 @@ class CronJobConfig(Section):
     acceptance_criteria: list[str] = []
     deliver_to: str = ""
     misfire_policy: Literal["skip", "catch_up", ""] = ""
-    timeout_secs: int = 0
-    max_runs: int = 0
+    timeout_secs: NonNegative = 0
+    max_runs: NonNegative = 0
     # Commands this job may run without a human (it runs headless): exact command lines such as
     # "git pull --ff-only". Everything else that needs an approval is denied and audited.
     approve: list[str] = []
@@ -107,16 +120,16 @@ class CronJobConfig(Section):
 
 class CronConfig(Section):
     enabled: bool = True
-    tick_interval_secs: int = 60
+    tick_interval_secs: AtLeastOne = 60
     misfire_policy: Literal["skip", "catch_up"] = "catch_up"
-    misfire_grace_secs: int = 3600
-    max_concurrent_jobs: int = 2
-    history_limit: int = 50
-    notify_after_failures: int = 3
-    pause_after_failures: int = 5
-    lease_secs: int = 90
-    delivery_max_attempts: int = 5
-    delivery_backoff_secs: float = 30.0
+    misfire_grace_secs: NonNegative = 3600
+    max_concurrent_jobs: AtLeastOne = 2
+    history_limit: NonNegative = 50
+    notify_after_failures: NonNegative = 3
+    pause_after_failures: NonNegative = 5
+    lease_secs: AtLeastOne = 90
+    delivery_max_attempts: AtLeastOne = 5
+    delivery_backoff_secs: NonNegativeSecs = 30.0
     jobs: dict[str, CronJobConfig] = {}
 
 
@@ -145,15 +158,15 @@ class SessionConfig(Section):
 
 
 class BudgetConfig(Section):
-    default_max_tokens: int = 0
-    default_max_cost_usd: float = 0.0
+    default_max_tokens: NonNegative = 0
+    default_max_cost_usd: NonNegativeSecs = 0.0
     pricing: dict[str, list[float]] = {}
 
 
 class AuditConfig(Section):
     enabled: bool = True
-    checkpoint_every: int = 100
-    retain_entries: int = 0
+    checkpoint_every: AtLeastOne = 100
+    retain_entries: NonNegative = 0
 
 
 class GitConfig(Section):
@@ -169,9 +182,9 @@ class McpServerConfig(Section):
     cwd: str = ""
     url: str = ""
     headers: dict[str, str] = {}
-    timeout_secs: int = 30
+    timeout_secs: AtLeastOne = 30
     # Starting is slower than a call (an interpreter loading, `npx` fetching a package the first time).
-    start_timeout_secs: int = 60
+    start_timeout_secs: AtLeastOne = 60
     enabled: bool = True
     # Safety tier of this server's tools; "" = "exec" for stdio servers, "network" for HTTP ones.
     tier: Literal["", "read", "write", "exec", "network"] = ""
@@ -189,18 +202,18 @@ class ProviderConfig(Section):
     base_url: str = ""
     models: list[str] = []
     default_model: str = ""
-    timeout_secs: float = 120.0
-    context_window: int = 0
+    timeout_secs: PositiveSecs = 120.0
+    context_window: NonNegative = 0
 
 
 class LlmConfig(Section):
     """Behaviour shared by every provider: retries, circuit breaker, fallbacks."""
 
-    max_retries: int = 3
-    retry_base_delay_secs: float = 0.5
-    retry_max_delay_secs: float = 30.0
-    breaker_failure_threshold: int = 5
-    breaker_cooldown_secs: float = 30.0
+    max_retries: NonNegative = 3
+    retry_base_delay_secs: NonNegativeSecs = 0.5
+    retry_max_delay_secs: NonNegativeSecs = 30.0
+    breaker_failure_threshold: AtLeastOne = 5
+    breaker_cooldown_secs: NonNegativeSecs = 30.0
     fallback_models: list[str] = []
 
 
@@ -208,16 +221,16 @@ class OrchestratorConfig(Section):
     default_mode: Literal["auto", "protocol", "chat"] = "auto"
     force_prefixes: list[str] = msgspec.field(default_factory=lambda: ["#spec", "#plan"])
     skip_prefixes: list[str] = msgspec.field(default_factory=lambda: ["#chat"])
-    max_interview_rounds: int = 3
-    ambiguity_threshold: float = 0.2
-    max_generations: int = 3
-    min_score: float = 0.8
+    max_interview_rounds: NonNegative = 3
+    ambiguity_threshold: Fraction = 0.2
+    max_generations: AtLeastOne = 3
+    min_score: Fraction = 0.8
 
 
 class SkillsConfig(Section):
-    prompt_token_budget: int = 2000
+    prompt_token_budget: NonNegative = 2000
     extra_dirs: list[str] = []
-    max_depth: int = 6
+    max_depth: AtLeastOne = 6
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

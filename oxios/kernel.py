@@ -20,7 +20,7 @@ from oxios_hookspecs import Action, ActionContext, Event
 from . import __version__
 from .config import Config
 from .events import EventBus
-from .plugins import PluginManager, resolve
+from .plugins import PluginManager, resolve, resolve_within
 from .state import StateStore
 from .toolbox import ToolRegistry
 
@@ -131,6 +131,8 @@ class Kernel:
     version = __version__
     # How long a channel's start() may take before it is reported failed and the daemon goes on without it.
     channel_start_timeout: float = 30.0
+    # How long one plugin's startup or shutdown hook may take before it is reported failed and skipped.
+    lifecycle_hook_timeout: float = 30.0
 
     def __init__(
         self, config: Config, home: Path, *, plugins: PluginManager | None = None, overrides: dict[str, Any] | None = None
@@ -212,11 +214,18 @@ class Kernel:
             self.state.close()
 
     async def _call_lifecycle(self, hook_name: str) -> None:
+        """Run a startup or shutdown hook per plugin; one that fails or hangs is reported, never blocks the daemon."""
         for impl in self.plugins.implementations(hook_name):
+            name = self.plugins.plugin_of(impl.plugin)
             try:
-                await resolve(self.plugins.call_impl(impl, hook_name, kernel=self))
-            except Exception:
-                log.exception("plugin %s failed in %s", self.plugins.plugin_of(impl.plugin), hook_name)
+                await resolve_within(self.plugins.call_impl(impl, hook_name, kernel=self), self.lifecycle_hook_timeout)
+            except TimeoutError:
+                error = f"{hook_name} did not finish within {self.lifecycle_hook_timeout:g}s (skipped)"
+                log.error("plugin %s %s", name, error)
+                self.plugins.record_failure(name, error, stage=hook_name)
+            except Exception as err:
+                log.exception("plugin %s failed in %s", name, hook_name)
+                self.plugins.record_failure(name, f"{hook_name}: {type(err).__name__}: {err}", stage=hook_name)
 
     async def _pump_events(self, impl: Any, sub: Any) -> None:
         async for event in sub:

@@ -9,6 +9,7 @@ unregistered with a warning (tox 4) instead of crashing the host.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
@@ -64,9 +65,17 @@ class PluginFailure:
     distribution: str | None
     version: str | None
     error: str
+    # "load", or the lifecycle hook (startup, shutdown) the plugin failed in while the kernel ran.
+    stage: str = "load"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "distribution": self.distribution, "version": self.version, "error": self.error}
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "error": self.error,
+            "stage": self.stage,
+        }
 
 
 def _env_list(name: str) -> list[str] | None:
@@ -195,6 +204,13 @@ class PluginManager:
                 log.warning("plugin %s implements unknown hook %s; unregistered", name, hook_name)
                 self.unregister(name)
 
+    def record_failure(self, plugin_name: str, error: str, *, stage: str = "load") -> None:
+        """Remember that a plugin failed (shown by ``oxios status`` and ``oxios plugins``)."""
+        info = self.info.get(plugin_name)
+        self.failures.append(
+            PluginFailure(plugin_name, info.distribution if info else None, info.version if info else None, error, stage)
+        )
+
     def enable_tracing(self) -> None:
         self.tracing = True
         self.pm.trace.root.setwriter(_trace_write)
@@ -241,15 +257,7 @@ class PluginManager:
                 results.append(self.call_impl(impl, hook_name, register=make_register(plugin_name), **kwargs))
             except Exception as err:
                 log.exception("plugin %s failed in %s", plugin_name, hook_name)
-                info = self.info.get(plugin_name)
-                self.failures.append(
-                    PluginFailure(
-                        plugin_name,
-                        info.distribution if info else None,
-                        info.version if info else None,
-                        f"{hook_name}: {type(err).__name__}: {err}",
-                    )
-                )
+                self.record_failure(plugin_name, f"{hook_name}: {type(err).__name__}: {err}")
         return results
 
 
@@ -264,3 +272,28 @@ async def resolve(value: Any) -> Any:
     while inspect.isawaitable(value):
         value = await value
     return value
+
+
+async def resolve_within(value: Any, timeout: float) -> Any:
+    """:func:`resolve`, giving up after ``timeout`` seconds with :class:`TimeoutError`.
+
+    The hook is cancelled but not waited for: one that swallows its cancellation must not hang the caller.
+    A synchronous hook has already run by the time its value gets here; only awaitables can be timed out.
+    """
+    task = asyncio.ensure_future(resolve(value))
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_drop_result)
+        raise TimeoutError(f"no answer within {timeout:g}s")
+    return task.result()
+
+
+def _drop_result(task: asyncio.Future[Any]) -> None:
+    # A timed-out hook that later fails must not log "exception was never retrieved".
+    if not task.cancelled():
+        task.exception()

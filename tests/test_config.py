@@ -151,3 +151,38 @@ def test_bad_named_entries_are_named(tmp_path: Path) -> None:
     with pytest.raises(cfg.ConfigError) as err:
         cfg.load(tmp_path / "none.toml", environ={"OXIOS__MCP__SERVERS__TIME__COMAND": "uvx"})
     assert "mcp.servers.time.comand: unknown key" in str(err.value) and "environment" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "expected"),
+    [
+        ("[gateway]\nport = 99999999\n", "gateway.port", "Expected `int` <= 65535"),
+        ("[gateway]\nport = -1\n", "gateway.port", "Expected `int` >= 0"),
+        ("[scheduler]\nmax_concurrent = 0\n", "scheduler.max_concurrent", "Expected `int` >= 1"),
+        ("[exec]\ndefault_timeout_secs = -5\n", "exec.default_timeout_secs", "Expected `int` >= 1"),
+        ("[gateway]\nmax_concurrent_messages = 0\n", "gateway.max_concurrent_messages", "Expected `int` >= 1"),
+        ("[cron]\ntick_interval_secs = 0\n", "cron.tick_interval_secs", "Expected `int` >= 1"),
+        ("[audit]\ncheckpoint_every = 0\n", "audit.checkpoint_every", "Expected `int` >= 1"),
+        ("[scheduler]\noverload_cpu_percent = 150.0\n", "scheduler.overload_cpu_percent", "<= 100"),
+        ("[orchestrator]\nmin_score = 8.0\n", "orchestrator.min_score", "<= 1"),
+        ("[llm]\nretry_base_delay_secs = -0.5\n", "llm.retry_base_delay_secs", ">= 0"),
+        ("[security]\npolicy_timeout_secs = 0\n", "security.policy_timeout_secs", "> 0"),
+        ('[providers.local]\nkind = "openai"\ntimeout_secs = -1.0\n', "providers.local.timeout_secs", "> 0"),
+        ('[mcp.servers.time]\ncommand = "uvx"\ntimeout_secs = 0\n', "mcp.servers.time.timeout_secs", ">= 1"),
+    ],
+)
+def test_out_of_range_numbers_name_the_key_and_the_range(tmp_path: Path, toml: str, key: str, expected: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path, environ={})
+    message = str(err.value)
+    assert message.startswith(f"{key}: ") and expected in message and str(path) in message, message
+
+
+def test_range_edges_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[gateway]\nport = 65535\n[scheduler]\nrate_limit_per_minute = 0\n")
+    assert cfg.load(path, environ={}).gateway.port == 65535
+    # 0 is "any free port" (the web channel binds it and reports the port it got).
+    assert cfg.load(tmp_path / "none.toml", environ={"OXIOS__GATEWAY__PORT": "0"}).gateway.port == 0

@@ -484,6 +484,129 @@ async def test_a_policy_that_misbehaves_fails_closed(oxios_kernel_factory: Any, 
         assert row is not None and row["allowed"] == 0
 
 
+class HangingHooks:
+    """A plugin whose hooks never return (a network call without a timeout); it notes when it is cancelled."""
+
+    __name__ = "hanging-hooks"
+
+    def __init__(self, *hooks: str) -> None:
+        self.hooks = set(hooks)
+        self.cancelled: list[str] = []
+
+    async def _hang(self, hook: str) -> None:
+        try:
+            await asyncio.Event().wait()  # never set
+        except asyncio.CancelledError:
+            self.cancelled.append(hook)
+            raise
+
+    @hookimpl
+    async def check_action(self, action: Any, context: Any) -> Any:
+        if "check_action" in self.hooks:
+            await self._hang("check_action")
+        return Decision(verdict="allow", reason="fine")
+
+    @hookimpl
+    async def startup(self, kernel: Any) -> None:
+        if "startup" in self.hooks:
+            await self._hang("startup")
+
+    @hookimpl
+    async def shutdown(self, kernel: Any) -> None:
+        if "shutdown" in self.hooks:
+            await self._hang("shutdown")
+
+
+async def test_a_policy_that_hangs_votes_deny_and_is_audited(oxios_kernel_factory: Any) -> None:
+    hanging = HangingHooks("check_action")
+    config = {"security": {"policy_timeout_secs": 0.2}}
+    async with oxios_kernel_factory(plugins=[hanging], config=config) as kernel:
+        # A read inside the workspace is allowed when nobody objects: only the hang can turn it into a deny.
+        action = Action(kind="tool", tool="read_file", tier="read")
+        for _ in range(2):  # every action gets an answer, not just the first
+            verdict = await kernel.check_action(action, kernel.context())
+            assert verdict.verdict == "deny"
+            assert verdict.policy == "hanging-hooks"
+            assert verdict.reason == "policy hanging-hooks did not answer within 0.2s"
+        row = kernel.state.one("SELECT allowed, reason FROM audit_log WHERE action = 'policy.tool' ORDER BY seq DESC LIMIT 1")
+        assert row is not None and row["allowed"] == 0 and "did not answer within 0.2s" in row["reason"]
+        denied = [e for e in kernel.events.since(0)[0] if e.type == "policy.denied"]
+        assert denied and denied[-1].data["policy"] == "hanging-hooks"
+        await asyncio.sleep(0)  # let the cancelled hook unwind
+        assert hanging.cancelled == ["check_action", "check_action"]
+
+
+async def test_a_policy_that_answers_in_time_is_not_cut_off(oxios_kernel_factory: Any) -> None:
+    async with oxios_kernel_factory(plugins=[HangingHooks()], config={"security": {"policy_timeout_secs": 5}}) as kernel:
+        verdict = await kernel.check_action(Action(kind="tool", tool="read_file", tier="read"), kernel.context())
+        assert verdict.verdict == "allow"
+
+
+def test_policy_timeout_must_be_positive(tmp_path: Path) -> None:
+    from oxios.config import ConfigError, load
+
+    path = tmp_path / "config.toml"
+    for bad in ("0", "-1"):
+        path.write_text(f"[security]\npolicy_timeout_secs = {bad}\n")
+        with pytest.raises(ConfigError, match=r"security\.policy_timeout_secs"):
+            load(path)
+
+
+@pytest.mark.parametrize("hook", ["startup", "shutdown"])
+async def test_a_lifecycle_hook_that_hangs_is_skipped_and_reported(
+    oxios_kernel_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, hook: str
+) -> None:
+    from oxios.kernel import Kernel
+
+    monkeypatch.setattr(Kernel, "lifecycle_hook_timeout", 0.2)
+    hanging = HangingHooks(hook)
+    async with oxios_kernel_factory(plugins=[hanging]) as kernel:
+        assert kernel.status()["status"] == "running"
+    # Start and stop both returned; the failure is on the plugin list `oxios status` prints.
+    failures = [f for f in kernel.status()["plugin_failures"] if f["name"] == "hanging-hooks"]
+    assert failures == [
+        {
+            "name": "hanging-hooks",
+            "distribution": None,
+            "version": None,
+            "error": f"{hook} did not finish within 0.2s (skipped)",
+            "stage": hook,
+        }
+    ]
+    assert f"plugin hanging-hooks {hook} did not finish within 0.2s" in caplog.text
+    assert hanging.cancelled == [hook]
+
+
+def test_status_names_the_lifecycle_hook_a_plugin_failed_in(oxios_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from oxios import control, daemon
+    from oxios.cli import build_app
+
+    status = {
+        "status": "running",
+        "pid": 1,
+        "version": "0",
+        "uptime_secs": 1,
+        "plugin_failures": [
+            {
+                "name": "slow",
+                "distribution": None,
+                "version": None,
+                "error": "startup did not finish within 30s (skipped)",
+                "stage": "startup",
+            },
+            {"name": "kaput", "distribution": None, "version": None, "error": "ImportError: x", "stage": "load"},
+        ],
+    }
+    # The status a running daemon answers on its control socket (the kernel test above shows it is filled in).
+    monkeypatch.setattr(daemon, "running", lambda paths: {"pid": 1})
+    monkeypatch.setattr(control, "call", lambda *a, **k: status)
+    result = CliRunner().invoke(build_app(), ["status"])
+    assert "plugin slow failed in startup: startup did not finish within 30s (skipped)" in result.output
+    assert "plugin kaput failed to load: ImportError: x" in result.output
+
+
 @pytest.mark.slow
 def test_a_plugin_that_fails_to_import_does_not_stop_the_daemon(env: dict[str, str], tmp_path: Path) -> None:
     site = tmp_path / "site"

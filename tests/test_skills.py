@@ -4,9 +4,12 @@ the skill tool, $mentions and the CLI."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import shutil
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -16,10 +19,16 @@ from oxios.builtin.skills import bundled_dir
 from oxios.config import Config
 from oxios.kernel import Conflict
 from oxios.plugins import PluginManager
-from oxios.skills import SkillError, SkillsService, discover, find_skill_files, parse_skill, validate
+from oxios.skills import SkillError, SkillsService, discover, find_skill_files, parse_skill, render_skill_md, validate
 from oxios.skills.discover import SourceDir
+from oxios.skills.fingerprint import COARSE_RACY_WINDOW_NS, RACY_WINDOW_NS, Fingerprint, is_racy
 from oxios.state import StateStore
 from oxios_hookspecs import hookimpl
+
+# `oxios.skills.discover` the attribute is the function; these are the modules.
+discover_mod = importlib.import_module("oxios.skills.discover")
+eligibility_mod = importlib.import_module("oxios.skills.eligibility")
+fingerprint_mod = importlib.import_module("oxios.skills.fingerprint")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "skills"
 
@@ -566,3 +575,215 @@ async def test_skill_folders_are_readable_never_writable_by_agents(oxios_kernel_
         assert secret.verdict == "deny"
         result = await kernel.tools.get("read").call({"path": str(folder / "reference.md")}, ctx)
         assert not result.is_error and "details" in result.content
+
+
+# -- caches: discovery, parsing and folder hashes reused while a stat says nothing changed --
+# Tests that need a cache hit set the racy windows to 0 (files made a moment ago are
+# otherwise re-checked on every call, which a test of its own shows). Tests of change
+# detection also age every mtime by an hour first, so an edit changes the mtime whatever
+# the filesystem's timestamp granularity.
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.parses = 0
+        self.walks = 0
+        self.hash_walks = 0
+
+
+@pytest.fixture
+def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
+    """Fresh module caches, and counters of SKILL.md parses, discovery walks and hash walks."""
+    monkeypatch.setattr(discover_mod, "_PARSED", {})
+    monkeypatch.setattr(eligibility_mod, "_FOLDER_HASHES", {})
+    found = Counts()
+    parse, find, files = discover_mod.parse_skill, discover_mod.find_skill_files, eligibility_mod._files
+
+    def counting_parse(*args, **kwargs):
+        found.parses += 1
+        return parse(*args, **kwargs)
+
+    def counting_find(*args, **kwargs):
+        found.walks += 1
+        return find(*args, **kwargs)
+
+    def counting_files(*args, **kwargs):
+        found.hash_walks += 1
+        return files(*args, **kwargs)
+
+    monkeypatch.setattr(discover_mod, "parse_skill", counting_parse)
+    monkeypatch.setattr(discover_mod, "find_skill_files", counting_find)
+    monkeypatch.setattr(eligibility_mod, "_files", counting_files)
+    return found
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No racy window: every fingerprint may be reused."""
+    monkeypatch.setattr(fingerprint_mod, "RACY_WINDOW_NS", 0)
+    monkeypatch.setattr(fingerprint_mod, "COARSE_RACY_WINDOW_NS", 0)
+
+
+def age(*roots: Path) -> None:
+    """Set every file's and folder's mtime an hour back, so the next write surely changes it."""
+    old = time.time() - 3600
+    for root in roots:
+        for dirpath, _dirnames, filenames in os.walk(root):
+            for name in filenames:
+                os.utime(Path(dirpath) / name, (old, old))
+            os.utime(dirpath, (old, old))
+
+
+def write_skill(folder: Path, description: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "SKILL.md").write_text(render_skill_md(folder.name, description), encoding="utf-8")
+
+
+def test_a_second_call_reuses_discovery_parsing_and_hashes(skill_env, counts, settled):
+    svc = skill_env()
+    write_skill(svc.home / "skills" / "alpha", "Alpha does things.")
+    copy_fixture("dialects/spec/pdf-tools", svc.home / "skills")
+    first = svc.prompt_index()
+    assert "alpha" in first and "pdf-tools" in first and "<name>debug</name>" in first
+    assert counts.parses >= 5  # 3 bundled + 2 user skills
+    parses, walks, hash_walks = counts.parses, counts.walks, counts.hash_walks
+    assert svc.prompt_index() == first
+    assert svc.list() == svc.list()
+    roots = svc.allowed_read_roots()
+    assert str((svc.home / "skills" / "pdf-tools").resolve()) in roots
+    assert (counts.parses, counts.walks, counts.hash_walks) == (parses, walks, hash_walks)
+
+
+def test_returned_skills_are_copies_of_the_cached_ones(skill_env, settled):
+    svc = skill_env()
+    write_skill(svc.home / "skills" / "alpha", "Alpha does things.")
+    svc.discover().skills["alpha"].description = "mutated by a caller"
+    svc.discover().skills.pop("debug")
+    assert svc.discover().skills["alpha"].description == "Alpha does things."
+    assert "debug" in svc.discover().skills
+
+
+def test_adding_editing_and_removing_a_skill_is_seen_at_the_next_call(skill_env, counts, settled):
+    svc = skill_env()
+    user_skills = svc.home / "skills"
+    write_skill(user_skills / "alpha", "Alpha does things.")
+    write_skill(svc.workspace / "skills" / "nested" / "deep" / "gamma", "Gamma, two folders down.")
+    age(svc.home, skill_env.user_home)
+    assert "Alpha does things." in svc.prompt_index()
+    parses = counts.parses
+
+    write_skill(user_skills / "beta", "Beta arrived later.")
+    assert "Beta arrived later." in svc.prompt_index()
+    assert counts.parses == parses + 1  # only the new SKILL.md; the others come from the parse cache
+
+    (user_skills / "alpha" / "SKILL.md").write_text(render_skill_md("alpha", "Alpha, edited."), encoding="utf-8")
+    svc.enable("alpha")  # editing an enabled skill marks it changed; the user accepts the edit
+    assert "Alpha, edited." in svc.prompt_index()
+
+    write_skill(svc.workspace / "skills" / "nested" / "deep" / "delta", "Delta beside gamma.")
+    assert "Delta beside gamma." in svc.prompt_index()
+
+    shutil.rmtree(user_skills / "beta")
+    assert "beta" not in svc.discover().skills
+    (svc.workspace / "skills" / "nested" / "deep" / "gamma" / "SKILL.md").rename(
+        svc.workspace / "skills" / "nested" / "deep" / "gamma" / "NOTES.md"
+    )
+    assert "gamma" not in svc.discover().skills
+
+
+def test_a_source_folder_created_later_is_seen(skill_env, settled):
+    svc = skill_env()
+    svc.prompt_index()
+    write_skill(skill_env.user_home / ".agents" / "skills" / "late", "Created after the first call.")
+    assert "Created after the first call." in svc.prompt_index()
+
+
+def test_a_changed_file_in_an_enabled_skill_is_caught_by_the_cached_guard(skill_env, counts, settled):
+    svc = skill_env()
+    folder = copy_fixture("dialects/spec/pdf-tools", svc.home / "skills")
+    svc.enable("pdf-tools")
+    age(svc.home)
+    svc.enable("pdf-tools")  # record the hash after ageing (ageing is not a content change, but keep it plain)
+    assert "pdf-tools" in svc.prompt_index()
+    hash_walks = counts.hash_walks
+    assert "pdf-tools" in svc.prompt_index()
+    assert counts.hash_walks == hash_walks  # the hash came from the stat fingerprint
+
+    # Same size, different bytes: the stat changes (mtime), so the bytes are hashed again.
+    script = folder / "scripts" / "extract.py"
+    original = script.read_bytes()
+    script.write_bytes(bytes(b ^ 1 for b in original[:1]) + original[1:])
+    assert "pdf-tools" not in svc.prompt_index()
+    assert str(folder.resolve()) not in svc.allowed_read_roots()
+    assert svc.get("pdf-tools")["status"] == "changed"
+
+    # Back to the accepted bytes: the content hash, not the stat, decides.
+    script.write_bytes(original)
+    assert "pdf-tools" in svc.prompt_index()
+
+    # A new file deep in the folder, and a file removed, count as changes too.
+    (folder / "references" / "extra.md").write_text("new", encoding="utf-8")
+    assert "pdf-tools" not in svc.prompt_index()
+    (folder / "references" / "extra.md").unlink()
+    assert "pdf-tools" in svc.prompt_index()
+    (folder / "references" / "REFERENCE.md").unlink()
+    assert "pdf-tools" not in svc.prompt_index()
+
+
+def test_a_file_changed_with_its_mtime_put_back_is_still_caught(skill_env, settled):
+    svc = skill_env()
+    folder = copy_fixture("dialects/spec/pdf-tools", svc.home / "skills")
+    age(svc.home)
+    svc.enable("pdf-tools")
+    assert "pdf-tools" in svc.prompt_index()
+    script = folder / "scripts" / "extract.py"
+    before = script.stat()
+    original = script.read_bytes()
+    script.write_bytes(bytes(b ^ 1 for b in original[:1]) + original[1:])
+    os.utime(script, ns=(before.st_atime_ns, before.st_mtime_ns))  # size and mtime as before
+    assert "pdf-tools" not in svc.prompt_index()  # ctime cannot be put back
+
+
+def test_agents_keep_their_own_cached_skills(skill_env, settled):
+    svc = skill_env()
+    write_skill(svc.workspace / "agents" / "a1" / "skills" / "mine", "Only agent a1 has this.")
+    assert "Only agent a1 has this." in svc.prompt_index(agent_id="a1")
+    assert "Only agent a1 has this." not in svc.prompt_index(agent_id="a2")
+    assert "Only agent a1 has this." not in svc.prompt_index()
+    write_skill(svc.workspace / "agents" / "a2" / "skills" / "theirs", "Only agent a2 has this.")
+    assert "Only agent a2 has this." in svc.prompt_index(agent_id="a2")
+    assert "Only agent a2 has this." not in svc.prompt_index(agent_id="a1")
+
+
+def test_files_changed_a_moment_ago_are_re_read_on_every_call(skill_env, counts):
+    # Default racy windows: every file here was written just now, so a same-size rewrite
+    # in the same timestamp tick could keep every stat field; nothing is reused.
+    svc = skill_env()
+    write_skill(svc.home / "skills" / "alpha", "Alpha does things.")
+    svc.prompt_index()
+    parses, hash_walks = counts.parses, counts.hash_walks
+    svc.prompt_index()
+    if time.time_ns() - os.stat(svc.home / "skills" / "alpha" / "SKILL.md").st_ctime_ns < RACY_WINDOW_NS:
+        assert counts.parses > parses
+        assert counts.hash_walks > hash_walks
+
+
+def test_racy_window_follows_the_timestamp_granularity():
+    now = 1_800_000_000 * 10**9 + 123_456_789
+    fine = now - RACY_WINDOW_NS // 2  # sub-second timestamp: a 50 ms window
+    assert is_racy((0, 0, 0, fine, fine), now)
+    assert not is_racy((0, 0, 0, fine - RACY_WINDOW_NS, fine - RACY_WINDOW_NS), now)
+    coarse = (now // 10**9 - 1) * 10**9  # whole seconds, about 1.1 s ago: the 2 s window
+    assert is_racy((0, 0, 0, coarse, coarse), now)
+    older = coarse - COARSE_RACY_WINDOW_NS
+    assert not is_racy((0, 0, 0, older, older), now)
+    assert is_racy((0, 0, 0, 0, now), now)  # mtime put back, ctime recent: ctime decides
+    assert not is_racy(None, now)
+
+
+def test_a_racy_fingerprint_is_never_reused(tmp_path):
+    (tmp_path / "f").write_text("x")
+    watch = Fingerprint()
+    watch.add(tmp_path / "f")
+    assert watch.racy  # written a moment ago
+    assert not watch.still_valid()

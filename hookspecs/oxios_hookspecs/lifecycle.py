@@ -11,8 +11,9 @@ from .markers import hookspec
 def startup(kernel: Any) -> None:
     """Called once when the kernel has started, after channels are registered.
 
-    May be ``async`` or return an awaitable; the host awaits it. An error is
-    logged and reported, never fatal.
+    May be ``async`` or return an awaitable; the host awaits it. An error, or
+    taking longer than 30 seconds, is logged and reported as a plugin failure
+    (``oxios status``), never fatal.
 
     :param kernel: the kernel facade.
 
@@ -23,6 +24,8 @@ def startup(kernel: Any) -> None:
 @hookspec
 def shutdown(kernel: Any) -> None:
     """Called once when the kernel stops, before state is closed.
+
+    Like :func:`startup`: an error or a hang past 30 seconds is reported, never blocks the stop.
 
     :param kernel: the kernel facade.
 

@@ -15,6 +15,8 @@ def check_action(action: Any, context: Any) -> Any:
     write. Every implementation votes; the host combines the votes:
     ``deny`` beats ``ask`` beats ``allow``. Returning ``None`` abstains; when
     nobody votes, exec and network are denied and everything else allowed.
+    A vote that takes longer than ``security.policy_timeout_secs`` counts as
+    ``deny`` (fail closed); do slow work ``async`` and never block in a sync hook.
 
     :param action: an :class:`oxios_hookspecs.types.Action`.
     :param context: an :class:`oxios_hookspecs.types.ActionContext` (agent,

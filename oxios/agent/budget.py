@@ -136,6 +136,11 @@ class Budget:
         account.updated = time.time()
         return account.as_dict()
 
+    def has_limits(self, agent_id: str) -> bool:
+        """Whether :meth:`set` gave this agent (or ``"default"``) a limit that is still in force (not 0)."""
+        stored = self.kernel.state.kv_get(KV_NAMESPACE, agent_id) or {}
+        return bool(stored.get("max_tokens") or stored.get("max_cost_usd"))
+
     def reserve(self, agent_id: str, *, tokens: int = 0, cost_usd: float = 0.0) -> dict[str, Any]:
         """Hold budget for work about to happen; raises :class:`BudgetExceeded` when it does not fit."""
         account = self._account(agent_id)

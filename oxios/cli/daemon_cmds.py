@@ -127,7 +127,9 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
         detail = f" ({state['detail']})" if isinstance(state, dict) and state.get("detail") else ""
         typer.echo(f"channel {name}: {state.get('state') if isinstance(state, dict) else state}{detail}")
     for fail_ in st.get("plugin_failures") or []:
-        typer.echo(f"plugin {fail_['name']} failed to load: {fail_['error']}")
+        stage = fail_.get("stage") or "load"
+        what = "failed to load" if stage == "load" else f"failed in {stage}"
+        typer.echo(f"plugin {fail_['name']} {what}: {fail_['error']}")
     for name, comp in (st.get("components") or {}).items():
         if isinstance(comp, dict) and comp.get("healthy") is False:
             typer.echo(f"{name}: unhealthy ({comp.get('detail')})")

@@ -85,7 +85,6 @@ class SQLiteMemoryBackend:
         self.embedder = embedder
         self.dir = Path(directory)
         self.clock = clock
-        self.vector_dtype = vector_dtype
         self.index = VectorIndex(self.dir, embedder.dim, embedder_id(embedder), vector_dtype)
         self.index_state = "starting"
         self.progress: dict[str, Any] = {"reason": "", "done": 0, "total": 0}
@@ -457,11 +456,14 @@ class SQLiteMemoryBackend:
         self, query: str, n: int, tiers: Sequence[str], counts: dict[str, float] | None = None
     ) -> list[tuple[int, float]]:
         # Dropping very common words only pays (and is only safe) on a large corpus.
-        prune = None
+        share = None
         if self._total >= ranking.PRUNE_COMMON_FROM:
-            counts = counts if counts is not None else self.doc_counts(ranking.query_words(query))
-            prune = lambda w: counts.get(w, 0.0) / self._total  # noqa: E731
-        expr = ranking.fts_query(query, prune)
+            held = counts if counts is not None else self.doc_counts(ranking.query_words(query))
+
+            def share(word: str) -> float:
+                return held.get(word, 0.0) / self._total
+
+        expr = ranking.fts_query(query, share)
         if not expr:
             return []
         marks = ",".join("?" * len(tiers))
@@ -479,8 +481,7 @@ class SQLiteMemoryBackend:
             return None
         return (await self.embed([query]))[0]
 
-    async def vector_candidates(self, query: str | np.ndarray | None, n: int, *, exact: bool = False) -> list[tuple[int, float]]:
-        vector = await self.query_vector(query) if isinstance(query, str) else query
+    async def vector_candidates(self, vector: np.ndarray | None, n: int, *, exact: bool = False) -> list[tuple[int, float]]:
         if vector is None or self.index_state != "ready":
             return []
         # Below EXACT_BELOW vectors a brute-force scan is both faster than HNSW and exact.
@@ -488,7 +489,7 @@ class SQLiteMemoryBackend:
         found = await asyncio.to_thread(self.index.search, vector, n, exact=exact)
         return [(key, cos) for key, cos in found if cos > 0.0]  # at or below zero: no similarity at all
 
-    def _gather_evidence(
+    async def _gather_evidence(
         self,
         candidates: dict[int, ranking.Candidate],
         records: dict[int, tuple[MemoryRecord, int]],
@@ -506,9 +507,14 @@ class SQLiteMemoryBackend:
         if query_vector is None:
             return
         missing = [key for key, c in candidates.items() if c.cosine is None]
-        for key, cos in self.index.cosines(query_vector, missing).items():
+
+        def read_index() -> tuple[dict[int, float], tuple[float, float]]:
+            return self.index.cosines(query_vector, missing), self.index.background(query_vector)
+
+        # In a thread: the index lock may be held by a batch being added.
+        cosines, (mean, spread) = await asyncio.to_thread(read_index)
+        for key, cos in cosines.items():
             candidates[key].cosine = cos
-        mean, spread = self.index.background(query_vector)
         for c in candidates.values():
             if c.cosine is not None:
                 c.sigmas = (c.cosine - mean) / spread
@@ -551,7 +557,7 @@ class SQLiteMemoryBackend:
             for c in candidates.values():
                 c.score = c.cosine or 0.0
         elif confident:
-            self._gather_evidence(candidates, records, query, query_vector, counts or {})
+            await self._gather_evidence(candidates, records, query, query_vector, counts or {})
             ranking.fuse(candidates.values(), min_similarity)
         else:
             ranking.fuse_rrf(candidates.values())

@@ -7,10 +7,9 @@ blake3 digest of the file. A file that is missing, corrupt, truncated, made by
 another embedder or stored in another scalar type is rebuilt; changes after
 the watermark are replayed on start. Files are replaced atomically.
 
-Vectors are stored as ``f16`` by default: half the memory of ``f32``, with
-cosines within about 0.001 and the same HNSW recall (bench/memory.py
-measures both). ``i8`` quarters it again at a cost in recall on the hashing
-embedder's nearly orthogonal vectors.
+Vectors are stored as ``f16`` by default: about half the memory of ``f32``,
+cosines within 1e-4 and the same HNSW recall; ``i8`` saves a third more but
+loses recall (bench/memory_dtype.py measures all three on the same vectors).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import msgspec
 from oxios_hookspecs import Action, ActionContext, Decision
 
 from ..logs import redact
-from ..plugins import resolve
+from ..plugins import resolve_within
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,15 @@ def combine(votes: list[Decision], action: Action) -> Verdict:
 
 async def collect_votes(kernel: Any, action: Action, context: ActionContext) -> list[Decision]:
     votes: list[Decision] = []
+    timeout = kernel.config.security.policy_timeout_secs
     for impl in kernel.plugins.implementations("check_action"):
         name = kernel.plugins.plugin_of(impl.plugin)
         try:
-            result = await resolve(kernel.plugins.call_impl(impl, "check_action", action=action, context=context))
+            result = await resolve_within(kernel.plugins.call_impl(impl, "check_action", action=action, context=context), timeout)
+        except TimeoutError:
+            # A policy that hangs votes deny: silence must not open the boundary, nor hold every action forever.
+            log.error("policy %s did not answer within %gs on %s; counted as deny", name, timeout, action.describe())
+            result = Decision(verdict="deny", reason=f"policy {name} did not answer within {timeout:g}s", policy=name)
         except Exception as err:
             # A policy that crashes votes deny: a bug must never open the boundary.
             log.exception("policy %s failed", name)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import blake3
 
 from .discover import SKIP_DIRS
+from .fingerprint import Fingerprint, key_of
 from .model import Eligibility, Skill
 
 _OS_ALIASES = {
@@ -49,16 +50,22 @@ def missing_requirements(
     environ: Mapping[str, str] | None = None,
     config: Any = None,
     platform: str | None = None,
+    which: Callable[..., str | None] | None = None,
 ) -> dict[str, list[str]]:
-    """What this machine lacks for ``skill``: ``{"bins": [...], "env": [...], ...}``."""
+    """What this machine lacks for ``skill``: ``{"bins": [...], "env": [...], ...}``.
+
+    ``which`` replaces :func:`shutil.which` (called as ``which(name, path=PATH)``),
+    e.g. memoised for the length of one listing of many skills.
+    """
     env = os.environ if environ is None else environ
     path = env.get("PATH", "")
+    find = which or shutil.which
     req = skill.requires
     missing: dict[str, list[str]] = {}
-    bins = [b for b in req.bins if shutil.which(b, path=path) is None]
+    bins = [b for b in req.bins if find(b, path=path) is None]
     if bins:
         missing["bins"] = bins
-    if req.any_bins and not any(shutil.which(b, path=path) for b in req.any_bins):
+    if req.any_bins and not any(find(b, path=path) for b in req.any_bins):
         missing["any_bins"] = list(req.any_bins)
     env_missing = [name for name in req.env if not env.get(name)]
     if env_missing:
@@ -90,6 +97,7 @@ def evaluate(
     environ: Mapping[str, str] | None = None,
     config: Any = None,
     platform: str | None = None,
+    which: Callable[..., str | None] | None = None,
 ) -> Eligibility:
     """disabled > changed > always > missing requirements > ready."""
     if not enabled:
@@ -99,7 +107,7 @@ def evaluate(
             status="changed",
             reasons=["the skill's files changed since it was enabled; review them, then `oxios skill enable NAME`"],
         )
-    missing = missing_requirements(skill, environ=environ, config=config, platform=platform)
+    missing = missing_requirements(skill, environ=environ, config=config, platform=platform, which=which)
     if skill.always:
         return Eligibility(status="ready", missing=missing, reasons=["always: requirements are not checked"])
     if missing:
@@ -110,37 +118,53 @@ def evaluate(
 # -- integrity ----------------------------------------------------------------------
 
 
-def _files(folder: Path) -> list[tuple[str, Path, os.stat_result]]:
+def _files(folder: Path, watch: Fingerprint | None = None) -> list[tuple[str, Path, os.stat_result]]:
     out = []
+    if watch is not None:
+        watch.add(folder)  # also when missing: creating it must count as a change
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        if watch is not None:
+            # A file added, removed or renamed in a folder changes the folder's mtime; each
+            # sub-folder is watched from its parent, so one that cannot be listed now is too.
+            for name in dirnames:
+                watch.add(os.path.join(dirpath, name))
         for name in sorted(filenames):
             path = Path(dirpath) / name
             try:
                 st = path.stat()
             except OSError:
+                if watch is not None:
+                    watch.add(path, stat=False)  # unreadable now; watched as such
                 continue
+            if watch is not None:
+                watch.add(path, key_of(st))
             out.append((path.relative_to(folder).as_posix(), path, st))
     return out
 
 
-_HASH_CACHE: dict[tuple[Any, ...], str] = {}
+# folder -> (fingerprint of its folders and files, hash): a hit costs a stat per path, no walk.
+_FOLDER_HASHES: dict[str, tuple[Fingerprint, str]] = {}
 
 
-def folder_hash(folder: Path) -> str:
+def folder_hash(folder: str | os.PathLike[str]) -> str:
     """blake3 over every file's relative path and bytes, in a stable order.
 
-    The result is cached on (path, size, mtime) of every file, so checking a
-    prompt's worth of skills each turn costs a stat per file, not a read.
+    Reused while a stat of every folder and file in it matches (see
+    :mod:`.fingerprint`), so checking a prompt's worth of skills each turn
+    costs a stat per path, not a walk and a read. When any stat differs, the
+    bytes are hashed again: the digest, not the stat, decides "changed". A
+    folder whose newest timestamp is within the racy window is hashed from
+    its bytes on every call, since a same-size rewrite in the same tick
+    keeps every stat field equal.
     """
-    folder = Path(folder)
-    files = _files(folder)
-    signature = (str(folder), *((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) for rel, _, st in files))
-    cached = _HASH_CACHE.get(signature)
-    if cached is not None:
-        return cached
+    key = os.fspath(folder)
+    hit = _FOLDER_HASHES.get(key)
+    if hit is not None and hit[0].still_valid():
+        return hit[1]
+    watch = Fingerprint()
     hasher = blake3.blake3()
-    for rel, path, _ in files:
+    for rel, path, _ in _files(Path(folder), watch):
         hasher.update(rel.encode() + b"\0")
         try:
             with open(path, "rb") as fh:
@@ -150,7 +174,8 @@ def folder_hash(folder: Path) -> str:
             hasher.update(b"<unreadable>")
         hasher.update(b"\0")
     digest = hasher.hexdigest()
-    if len(_HASH_CACHE) > 4096:
-        _HASH_CACHE.clear()
-    _HASH_CACHE[signature] = digest
+    if not watch.racy:
+        if len(_FOLDER_HASHES) > 4096:
+            _FOLDER_HASHES.clear()
+        _FOLDER_HASHES[key] = (watch, digest)
     return digest

@@ -1,26 +1,28 @@
 """The "skills" service: sources, enable/disable, integrity, the prompt index.
 
-Nothing is cached between calls except file hashes: every call rescans the
-(bounded) sources, so a skill folder copied in while the daemon runs shows
-up at the next turn, and the CLI and the daemon always agree because the
-only state (enabled flag and recorded hash) lives in the state store.
+Discovery, parsing and folder hashes are cached, each checked on every call
+by a stat of every folder and file it was computed from (see
+:mod:`.fingerprint`), so a skill folder copied in or edited while the daemon
+runs is seen at the next turn. The enabled flag and recorded hash are read
+from the state store on every call, so the CLI and the daemon always agree.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 import msgspec
 
-from .discover import Discovery, SourceDir, discover
+from .discover import Discovery, DiscoveryCache, SourceDir
 from .eligibility import evaluate, folder_hash
 from .model import SKILL_FILE, Eligibility, Skill
 from .parse import MAX_DESCRIPTION, NAME_RE
@@ -62,6 +64,7 @@ class SkillsService:
         self._user_home = user_home
         self.events = events
         self._package_dirs: list[SourceDir] | None = None
+        self._discovery = DiscoveryCache()
 
     @property
     def environ(self) -> Mapping[str, str]:
@@ -106,7 +109,7 @@ class SkillsService:
         return out
 
     def discover(self, agent_id: str = "") -> Discovery:
-        return discover(self.sources(agent_id), max_depth=self.config.skills.max_depth)
+        return self._discovery.discover(self.sources(agent_id), max_depth=self.config.skills.max_depth)
 
     # -- enable state and integrity ----------------------------------------------------
 
@@ -123,13 +126,13 @@ class SkillsService:
             self.state.kv_set(STATE_NAMESPACE, key, record)
         return record
 
-    def eligibility(self, skill: Skill) -> Eligibility:
+    def eligibility(self, skill: Skill, *, which: Callable[..., str | None] | None = None) -> Eligibility:
         record = self._record(skill)
         enabled = True if record is None else bool(record.get("enabled", True))
         changed = False
         if enabled and record is not None and record.get("hash"):
-            changed = folder_hash(Path(skill.folder)) != record["hash"]
-        return evaluate(skill, enabled=enabled, changed=changed, environ=self.environ, config=self.config)
+            changed = folder_hash(skill.folder) != record["hash"]
+        return evaluate(skill, enabled=enabled, changed=changed, environ=self.environ, config=self.config, which=which)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -256,8 +259,11 @@ class SkillsService:
     # -- use by agents --------------------------------------------------------------------
 
     def ready(self, agent_id: str = "") -> list[Skill]:
-        found = self.discover(agent_id)
-        return [s for s in found.skills.values() if self.eligibility(s).status == "ready"]
+        return self._ready(self.discover(agent_id))
+
+    def _ready(self, found: Discovery) -> list[Skill]:
+        which = functools.lru_cache(maxsize=None)(shutil.which)  # one PATH search per binary per call
+        return [s for s in found.skills.values() if self.eligibility(s, which=which).status == "ready"]
 
     def prompt_index(self, token_budget: int | None = None, agent_id: str = "") -> str:
         """The ``<available_skills>`` block for the system prompt, within ``token_budget``.
@@ -379,7 +385,8 @@ class SkillsService:
 
     def allowed_read_roots(self, agent_id: str = "") -> list[str]:
         """Folders of ready skills: the read tool may read inside them (read-only)."""
-        return [str(Path(s.folder).resolve()) for s in self.ready(agent_id)]
+        found = self.discover(agent_id)
+        return [found.real_folders.get(s.folder) or str(Path(s.folder).resolve()) for s in self._ready(found)]
 
     def status(self) -> dict[str, Any]:
         try:

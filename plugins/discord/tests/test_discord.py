@@ -370,3 +370,71 @@ async def test_bad_settings_are_reported_not_fatal(oxios_kernel_factory) -> None
         assert "discord" not in kernel.channels
         failure = [f for f in kernel.plugins.failures if "channels.discord" in f.error]
         assert failure and kernel.status()["status"] == "running"
+
+
+def button_id(message: dict[str, Any], label: str) -> str:
+    [custom_id] = [b["custom_id"] for row in message["components"] for b in row["components"] if b["label"] == label]
+    return custom_id
+
+
+async def test_approval_buttons_work_after_the_client_restarts(start_kernel, discord_api, scripted_provider) -> None:
+    """A fresh client holds nothing in memory: the press is resolved from the button's custom_id alone."""
+    scripted_provider.enqueue_text("ready")
+    async with start_kernel() as kernel:
+        channel = await running(kernel, discord_api)
+        approvals = kernel.services["approvals"]
+        await discord_api.user_message(CHANNEL, OWNER, "start")
+        await discord_api.wait_for(lambda: "ready" in discord_api.texts(CHANNEL))
+        ctx = kernel.context(agent_id="agent-9", session_id=channel.sessions.current(CHANNEL))
+        waiter = asyncio.create_task(approvals.request(Action(kind="exec", argv=["git", "push"]), ctx, "needs a human"))
+        [offer] = await discord_api.wait_for(lambda: [m for m in discord_api.messages.values() if m["components"]])
+        old_client = channel.client
+        await channel.stop()
+        await channel.start(channel.gateway)
+        await running(kernel, discord_api)
+        assert channel.client is not old_client and discord_api.identifies == 2
+        await discord_api.click(OWNER, offer, button_id(offer, "Approve"))
+        verdict = await asyncio.wait_for(waiter, 10)
+        assert verdict.verdict == "allow" and "discord:111" in verdict.reason
+        await discord_api.wait_for(lambda: "Approved by user111" in offer["content"] and offer["components"] == [])
+
+
+async def test_buttons_after_a_daemon_restart(start_kernel, discord_api, scripted_provider) -> None:
+    """Interview answers survive a restart (forms are stored); an approval nobody waits for any more says so."""
+    questions = [
+        {"text": "Which language?", "kind": "single", "options": ["Python", "Rust"]},
+        {"text": "Ship today?", "kind": "yes_no"},
+    ]
+    vague = {"goal": 0.3, "constraints": 0.2, "criteria": 0.1, "questions": questions, "assumptions": []}
+    scripted_provider.enqueue_text(json.dumps(vague))
+    async with start_kernel() as kernel:
+        channel = await running(kernel, discord_api)
+        await discord_api.user_message(CHANNEL, OWNER, "#spec build the tool")
+        single, _ = await discord_api.wait_for(
+            lambda: (found := [m for m in discord_api.messages.values() if m["components"]]) and len(found) == 2 and found
+        )
+        ctx = kernel.context(agent_id="agent-9", session_id=channel.sessions.current(CHANNEL))
+        waiter = asyncio.create_task(kernel.services["approvals"].request(Action(kind="exec", argv=["git", "push"]), ctx))
+        [offer] = await discord_api.wait_for(lambda: [m for m in discord_api.messages.values() if "Approval" in m["content"]])
+        waiter.cancel()  # the daemon goes down while the agent waits
+        await asyncio.gather(waiter, return_exceptions=True)
+
+    def callbacks() -> list[dict[str, Any]]:
+        return [b for v, _, b in discord_api.calls if v == "CALLBACK"]
+
+    async with start_kernel() as kernel:
+        await running(kernel, discord_api)
+        await discord_api.click(OWNER, single, button_id(single, "Rust"))
+        await discord_api.wait_for(lambda: single["content"] == "1. Which language?\n→ Rust" and not single["components"])
+        await discord_api.click(OWNER, offer, button_id(offer, "Approve"))
+        [_, late] = await discord_api.wait_for(lambda: len(callbacks()) == 2 and callbacks())
+        assert late["data"]["flags"] == 64 and "already answered or has expired" in late["data"]["content"]
+        assert kernel.services["approvals"].get(offer_id(offer))["status"] == "cancelled"
+        await discord_api.click(OWNER, offer, "oxios:approve:../../etc")  # a forged id matches no button
+        [*_, forged] = await discord_api.wait_for(lambda: len(callbacks()) == 3 and callbacks())
+        assert forged["data"]["content"] == "Unknown button."
+    assert len(scripted_provider.requests) == 1  # one answer of two: nothing went to the agent yet
+
+
+def offer_id(offer: dict[str, Any]) -> str:
+    return button_id(offer, "Approve").rsplit(":", 1)[-1]

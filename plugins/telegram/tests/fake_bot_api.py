@@ -6,7 +6,8 @@ python-telegram-bot's own HTTP client is exercised, and it behaves like the
 real server where bots trip up: identical edits are rejected, messages over
 4096 characters are rejected, malformed HTML is rejected, getUpdates answers
 409 while a webhook is set, unknown chats are "not found", and 429, 5xx,
-409 (another poller) and 400 answers can be injected.
+409 (another poller) and 400 answers can be injected, and the token revoked
+(401 Unauthorized for every method, as after a revocation in BotFather).
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ class FakeBotApi:
         self.failures: dict[str, list[tuple[int, int | None, str | None]]] = {}
         self.webhook: dict[str, Any] | None = None
         self.missing_chats: set[int] = set()  # sending there answers "chat not found"
+        self.revoked = False  # the token was revoked: every method answers 401 Unauthorized
+        self.refused: list[str] = []  # the methods answered 401, in order
+        self.polled_offset = 0  # the offset of the last getUpdates: updates below it are confirmed
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._new_update = asyncio.Event()
@@ -114,6 +118,10 @@ class FakeBotApi:
         update["update_id"] = next(self._update_ids)
         self.updates.append(update)
         self._new_update.set()
+
+    @property
+    def last_update_id(self) -> int:
+        return self.updates[-1]["update_id"] if self.updates else 0
 
     def user_message(
         self,
@@ -148,6 +156,18 @@ class FakeBotApi:
         if caption:
             message["caption"] = caption
         self._push({"message": message})
+
+    def edit_message(self, chat_id: int, user_id: int, message_id: int, text: str) -> None:
+        """The user edits a message they sent earlier: an ``edited_message`` update."""
+        message = {
+            "message_id": message_id,
+            "date": int(time.time()) - 60,
+            "edit_date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+            "text": text,
+        }
+        self._push({"edited_message": message})
 
     def add_file(self, file_id: str, data: bytes, *, declared_size: int | None = None) -> dict[str, Any]:
         self.files[file_id] = data
@@ -245,7 +265,8 @@ class FakeBotApi:
         return params
 
     async def _method(self, request: Request) -> Response:
-        if request.path_params["token"] != TOKEN:
+        if request.path_params["token"] != TOKEN or self.revoked:
+            self.refused.append(request.path_params["method"])
             return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401)
         method = request.path_params["method"]
         params = await self._params(request)
@@ -302,6 +323,7 @@ class FakeBotApi:
                 409,
             )
         offset = int(p.get("offset") or 0)
+        self.polled_offset = max(self.polled_offset, offset)
         timeout = min(float(p.get("timeout") or 0), 1.0)  # short polls keep tests fast
         deadline = time.monotonic() + timeout
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import sys
@@ -624,3 +625,42 @@ async def test_oxios_status_shows_the_channel_state(bot_api, tmp_path) -> None:
         assert code == 0 and "channel telegram: running (polling failed: NetworkError" in out
     finally:
         await oxios_cli(env, "stop")
+
+
+async def test_a_revoked_token_is_an_error_and_a_restored_one_recovers(start_kernel, bot_api, scripted_provider, caplog) -> None:
+    """python-telegram-bot stops polling silently on a 401; the channel says so and keeps trying."""
+    scripted_provider.enqueue_text("back in business")
+    async with start_kernel() as kernel:
+        channel = await running(kernel)
+        connected = kernel.subscribe(types={"channel.connected"})
+        with caplog.at_level(logging.ERROR, logger="oxios_plugin_telegram.channel"):
+            bot_api.revoked = True
+            await bot_api.wait_for(lambda: channel.state == "error", timeout=15)
+        status = kernel.status()["channels"]["telegram"]
+        assert status["state"] == "error" and status["detail"].startswith("Telegram refused the bot token (401")
+        assert [r for r in caplog.records if r.levelno == logging.ERROR and "refused the bot token" in r.getMessage()]
+        await bot_api.wait_for(lambda: bot_api.refused.count("getUpdates") >= 2, timeout=15)  # still trying
+        with pytest.raises(RuntimeError, match="not connected"):
+            await channel.send(OutgoingMessage(content="x", channel="telegram", chat_id=str(CHAT)))
+        bot_api.revoked = False
+        assert (await next_event(connected, timeout=20)).data["channel"] == "telegram"
+        assert kernel.status()["channels"]["telegram"] == {"state": "running", "detail": "@oxios_test_bot"}
+        bot_api.user_message(CHAT, OWNER, "still there?")
+        await bot_api.wait_for(lambda: "back in business" in bot_api.chat_text(CHAT), timeout=15)
+
+
+async def test_an_edited_message_is_ignored(start_kernel, bot_api, scripted_provider) -> None:
+    """Editing a message already answered neither asks the agent again nor gets a reply."""
+    scripted_provider.enqueue_text("first answer").enqueue_text("second answer")
+    async with start_kernel() as kernel:
+        await running(kernel)
+        bot_api.user_message(CHAT, OWNER, "what is 2+2?")
+        original = bot_api.updates[-1]["message"]["message_id"]
+        await bot_api.wait_for(lambda: "first answer" in bot_api.chat_text(CHAT))
+        bot_api.edit_message(CHAT, OWNER, original, "what is 3+3?")
+        edit = bot_api.last_update_id
+        await bot_api.wait_for(lambda: bot_api.polled_offset > edit)  # the channel has fetched the edit
+        bot_api.user_message(CHAT, OWNER, "thanks")
+        await bot_api.wait_for(lambda: "second answer" in bot_api.chat_text(CHAT))
+        assert [r.messages[-1].text for r in scripted_provider.requests] == ["what is 2+2?", "thanks"]
+        assert bot_api.chat_text(CHAT) == ["first answer", "second answer"]

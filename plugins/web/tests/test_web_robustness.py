@@ -192,7 +192,6 @@ async def test_an_oversized_chat_loses_nothing_and_runs_no_agent(client: Any, ke
 NOT_404 = {
     "GET /api/budget/{agent_id}": "a budget is read for any agent id (unlimited until set)",
     "POST /api/budget/{agent_id}": "setting a budget creates it",
-    "DELETE /api/budget/{agent_id}": "removing a budget that is not set leaves it unset",
     "POST /api/budget/{agent_id}/reserve": "a reservation against the default (unlimited) budget",
     "POST /api/budget/{agent_id}/reset": "resetting an unset budget leaves it unset",
     "GET /api/permissions/{agent}": "the role's defaults apply to any agent id",
@@ -245,3 +244,64 @@ async def test_an_oversized_websocket_frame_is_an_error_frame_and_the_connection
         assert error["type"] == "error" and "frame too large (limit 65536 bytes)" in error["error"]
         await ws.send(json.dumps({"type": "ping"}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"type": "pong"}
+
+
+# -- query values and ids that name nothing ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/agents", "created, queued, running, completed, stopped, failed, killed, zombie, lost"),
+        ("/api/approvals", "pending, approved, rejected, cancelled, expired, all"),
+    ],
+)
+async def test_an_unknown_status_filter_is_422_naming_the_allowed_values(client: Any, path: str, allowed: str) -> None:
+    error = error_of(await client.get(f"{path}?status=bogus"), 422)
+    assert error == f"status: must be one of {allowed}, got 'bogus'"
+    for value in allowed.split(", "):  # every allowed value is still accepted
+        assert (await client.get(f"{path}?status={value}")).status_code == 200, value
+    document = (await client.get("/openapi.json")).json()
+    status_param = next(p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "status")
+    assert status_param["schema"]["enum"] == allowed.split(", ")
+
+
+async def test_the_agent_status_filter_knows_every_agent_state() -> None:
+    from oxios_plugin_web.routes.agents import AGENT_STATUSES
+
+    from oxios.agent.supervisor import ACTIVE, ENDED
+
+    assert set(AGENT_STATUSES) == {*ACTIVE, *ENDED}
+
+
+async def test_deleting_a_budget_is_404_unless_one_is_set(client: Any) -> None:
+    error = error_of(await client.delete("/api/budget/never-budgeted"), 404)
+    assert "never-budgeted" in error
+    # Reading a budget does not create one to delete.
+    assert (await client.get("/api/budget/never-budgeted")).status_code == 200
+    error_of(await client.delete("/api/budget/never-budgeted"), 404)
+    assert (await client.post("/api/budget/budgeted", json={"max_cost_usd": 2.5})).status_code == 200
+    assert (await client.delete("/api/budget/budgeted")).json() == {"status": "deleted", "id": "budgeted"}
+    assert (await client.get("/api/budget/budgeted")).json()["max_cost_usd"] == 0
+    error_of(await client.delete("/api/budget/budgeted"), 404)  # already removed
+
+
+async def test_git_log_of_an_unknown_ref_is_404_even_before_the_first_commit(
+    tmp_path_factory: pytest.TempPathFactory, provider: ScriptedProvider
+) -> None:
+    import oxios_plugin_git.plugin as git_plugin
+
+    home = tmp_path_factory.mktemp("web-empty-repo")
+    with clean_env(home):
+        async with web_kernel(home, provider, {"git": {"auto_commit": False}}, plugins=[git_plugin]) as kernel:
+            async with api_client(create_app(kernel)) as c:
+                assert (await c.get("/api/git/log")).json() == []  # an empty repository has an empty history
+                assert (await c.get("/api/git/log?ref=HEAD")).json() == []
+                for ref in ("no-such-branch", "HEAD~1", "deadbeef"):
+                    error = error_of(await c.get("/api/git/log", params={"ref": ref}), 404)
+                    assert ref in error, error
+                (kernel.paths.workspace / "notes.txt").write_text("first\n")
+                assert await kernel.service("git").commit("first")
+                assert len((await c.get("/api/git/log")).json()) == 1
+                error = error_of(await c.get("/api/git/log?ref=no-such-branch"), 404)
+                assert "no-such-branch" in error

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
+import re
 from typing import Any
 
 from oxios import ChatChannel, ChatSettings, Inbound, ReplyStreamer, split_message
@@ -13,6 +15,10 @@ from oxios_hookspecs import Attachment
 log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
+# A button carries everything its press needs in its custom_id (Discord allows 100 characters):
+# the approval id, or the form, question and choice. Nothing about it is kept in memory.
+APPROVAL_BUTTON = re.compile(r"oxios:(?P<verb>approve|reject):(?P<approval_id>[\w-]{1,64})")
+QUESTION_BUTTON = re.compile(r"oxios:q:(?P<form_id>[\w-]{1,40}):(?P<index>\d{1,2}):(?P<token>\d{1,3}|done)")
 
 
 class DiscordSettings(ChatSettings, kw_only=True, forbid_unknown_fields=True):
@@ -99,6 +105,7 @@ class DiscordChannel(ChatChannel):
             allowed_mentions=discord.AllowedMentions.none(),
         )
         client.event(self.on_ready)
+        client.event(self.on_interaction)
         client.event(self.on_message)
         client.event(self.on_disconnect)
         return client
@@ -194,6 +201,34 @@ class DiscordChannel(ChatChannel):
 
     # -- buttons: approvals and interview questions ------------------------------------
 
+    async def on_interaction(self, interaction: Any) -> None:
+        """A button press, resolved from its custom_id alone.
+
+        Presses are not routed through discord.py's in-memory view store:
+        a button posted before a daemon restart (or pressed on a message whose
+        buttons were just removed) is handled the same way as a fresh one.
+        """
+        import discord
+
+        if interaction.type != discord.InteractionType.component:
+            return
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        if match := APPROVAL_BUTTON.fullmatch(custom_id):
+            await self._resolve(interaction, match["verb"], match["approval_id"])
+        elif match := QUESTION_BUTTON.fullmatch(custom_id):
+            await self._on_question(interaction, match["form_id"], int(match["index"]), match["token"])
+        elif custom_id.startswith("oxios:"):
+            await interaction.response.send_message("Unknown button.", ephemeral=True)
+
+    def _buttons(self, buttons: list[tuple[str, str, Any]]) -> Any:
+        """A message's buttons as (label, custom_id, style): layout only, presses go to on_interaction."""
+        import discord
+
+        view = _layout_view()(timeout=None)
+        for label, custom_id, style in buttons:
+            view.add_item(discord.ui.Button(label=label[:80], style=style, custom_id=custom_id))
+        return view
+
     async def offer_approval(self, chat_key: str, approval_id: str, text: str) -> None:
         channel = await self._channel(int(chat_key))
         await channel.send(text, view=self._approval_view(approval_id))
@@ -201,20 +236,12 @@ class DiscordChannel(ChatChannel):
     def _approval_view(self, approval_id: str) -> Any:
         import discord
 
-        channel = self
-
-        class Choice(discord.ui.Button):
-            def __init__(self, verb: str, style: Any) -> None:
-                super().__init__(label=verb.capitalize(), style=style, custom_id=f"oxios:{verb}:{approval_id}")
-                self.verb = verb
-
-            async def callback(self, interaction: Any) -> None:
-                await channel._resolve(interaction, self.verb, approval_id)
-
-        view = discord.ui.View(timeout=None)
-        view.add_item(Choice("approve", discord.ButtonStyle.success))
-        view.add_item(Choice("reject", discord.ButtonStyle.danger))
-        return view
+        return self._buttons(
+            [
+                ("Approve", f"oxios:approve:{approval_id}", discord.ButtonStyle.success),
+                ("Reject", f"oxios:reject:{approval_id}", discord.ButtonStyle.danger),
+            ]
+        )
 
     async def _resolve(self, interaction: Any, verb: str, approval_id: str) -> None:
         user = interaction.user
@@ -232,21 +259,16 @@ class DiscordChannel(ChatChannel):
         _, buttons = form.render(index)
         if not buttons:
             return None
-        channel = self
-
-        class Choice(discord.ui.Button):
-            def __init__(self, label: str, token: str) -> None:
-                style = discord.ButtonStyle.primary if token == "done" else discord.ButtonStyle.secondary
-                super().__init__(label=label[:80], style=style, custom_id=f"oxios:q:{form.id}:{index}:{token}")
-                self.token = token
-
-            async def callback(self, interaction: Any) -> None:
-                await channel._on_question(interaction, form.id, index, self.token)
-
-        view = discord.ui.View(timeout=None)
-        for label, token in buttons:
-            view.add_item(Choice(label, token))
-        return view
+        return self._buttons(
+            [
+                (
+                    label,
+                    f"oxios:q:{form.id}:{index}:{token}",
+                    discord.ButtonStyle.primary if token == "done" else discord.ButtonStyle.secondary,
+                )
+                for label, token in buttons
+            ]
+        )
 
     async def offer_question(self, form: Any, index: int) -> None:
         channel = await self._channel(int(form.chat_key))
@@ -288,3 +310,16 @@ class DiscordChannel(ChatChannel):
 
     async def _edit(self, message: Any, text: str) -> Any:
         return await message.edit(content=text[:MESSAGE_LIMIT])
+
+
+@functools.cache
+def _layout_view() -> type:
+    import discord
+
+    class LayoutView(discord.ui.View):
+        """Buttons to show; not dispatchable, so discord.py keeps no copy in memory and never routes presses to it."""
+
+        def is_dispatchable(self) -> bool:
+            return False
+
+    return LayoutView

@@ -170,7 +170,10 @@ class WorkspaceRepo:
 
     def log(self, *, limit: int = 50, ref: str = "HEAD") -> list[dict[str, Any]]:
         if self.head() is None:
-            return []
+            # No commits yet: HEAD's history is empty, but any other revision is unknown (not an empty log).
+            if (ref or "HEAD").strip() == "HEAD":
+                return []
+            raise UnknownRevision(f"unknown revision {ref!r} (the repository has no commits yet)")
         start = self.resolve(ref)
         tags = self._tags_by_commit()
         out: list[dict[str, Any]] = []

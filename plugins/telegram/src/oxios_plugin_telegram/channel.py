@@ -59,6 +59,7 @@ class TelegramChannel(ChatChannel):
         self.app: Any = None
         self.bot_name = ""
         self._webhook_cleanup: asyncio.Task[Any] | None = None
+        self._token_refused = False
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -71,11 +72,15 @@ class TelegramChannel(ChatChannel):
         if self.settings.base_url:
             builder = builder.base_url(self.settings.base_url)
             builder = builder.base_file_url(self.settings.base_file_url or self.settings.base_url.replace("/bot", "/file/bot"))
-        builder = builder.get_updates_read_timeout(self.settings.poll_timeout_secs + 10)
+        polling_request, _ = _polling_types()
+        builder = builder.get_updates_request(
+            polling_request(self._on_poll_status, connection_pool_size=1, read_timeout=self.settings.poll_timeout_secs + 10)
+        )
         self.app = builder.build()
         self.app.add_handler(TypeHandler(Update, self._on_any_update), group=-1)
         self.app.add_handler(CallbackQueryHandler(self._on_callback))
-        self.app.add_handler(MessageHandler(filters.ALL, self._on_message))
+        # An edited message is not a new question: answering it again would run the agent twice.
+        self.app.add_handler(MessageHandler(filters.ALL & ~filters.UpdateType.EDITED, self._on_message))
         self.app.add_error_handler(self._on_handler_error)
         self.state = "connecting"
         # Connecting happens in the background: an unreachable Telegram never holds up the daemon.
@@ -136,6 +141,13 @@ class TelegramChannel(ChatChannel):
         # python-telegram-bot keeps polling with backoff (1 s growing to 30 s); we record why it is unhappy.
         from telegram.error import Conflict
 
+        _, token_refused = _polling_types()
+        if isinstance(err, token_refused):
+            if not self._token_refused:
+                log.error("telegram: %s", TOKEN_REFUSED)
+            self._token_refused = True
+            self.state, self.detail = "error", TOKEN_REFUSED
+            return
         if isinstance(err, Conflict) and "webhook" in str(err).lower():
             self.detail = "a webhook is set for this bot token; removing it (this channel polls)"
             if self._webhook_cleanup is None or self._webhook_cleanup.done():
@@ -145,6 +157,14 @@ class TelegramChannel(ChatChannel):
         else:
             self.detail = f"polling failed: {type(err).__name__}: {err}"
         log.warning("telegram polling: %s", self.detail)
+
+    def _on_poll_status(self, status: int) -> None:
+        """Each getUpdates answer: a token refused before that works again means polling is back."""
+        if status == 200 and self._token_refused:
+            self._token_refused = False
+            self.state, self.detail = "running", f"@{self.bot_name}"
+            log.warning("telegram: the bot token is accepted again; polling resumed")
+            self.kernel.publish("channel.connected", channel=self.name, bot=self.bot_name)
 
     async def _delete_webhook(self) -> None:
         try:
@@ -396,6 +416,43 @@ class TelegramChannel(ChatChannel):
                 await asyncio.sleep(delay + random.uniform(0, delay / 2))
                 delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
+
+
+TOKEN_REFUSED = (
+    "Telegram refused the bot token (401 Unauthorized): it was revoked, or the bot deleted; "
+    "polling keeps retrying (backoff up to 30 s), so a token that works again recovers by itself "
+    "(a new token from BotFather needs the config changed and a restart)"
+)
+
+
+@functools.cache
+def _polling_types() -> tuple[type, type[Exception]]:
+    """The HTTP client getUpdates runs on, and the error it raises when Telegram refuses the token.
+
+    python-telegram-bot ends its polling loop silently on a 401 (``InvalidToken``)
+    while the updater still says it is running. Raised as a network error
+    instead, the 401 reaches our error callback and polling keeps retrying
+    with its usual backoff (growing to 30 s), so a restored token recovers.
+    """
+    from telegram.error import NetworkError
+    from telegram.request import HTTPXRequest
+
+    class TokenRefused(NetworkError):
+        pass
+
+    class PollingRequest(HTTPXRequest):
+        def __init__(self, on_status: Callable[[int], None], **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.on_status = on_status
+
+        async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+            status, payload = await super().do_request(*args, **kwargs)
+            self.on_status(status)
+            if status == 401:
+                raise TokenRefused("Unauthorized: Telegram refused the bot token")
+            return status, payload
+
+    return PollingRequest, TokenRefused
 
 
 def _formatting_rejected(err: Exception) -> bool:

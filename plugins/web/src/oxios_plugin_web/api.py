@@ -67,6 +67,7 @@ class Param:
     required: bool = False
     minimum: int | None = None
     maximum: int | None = None
+    choices: tuple[str, ...] = ()  # the only values accepted (a typo is a 422, not an empty list)
 
 
 PAGING = (
@@ -224,6 +225,8 @@ def _parse_param(param: Param, raw: str | None) -> Any:
         raise ApiError(422, f"{param.name}: must be >= {param.minimum}")
     if param.maximum is not None and value > param.maximum:
         raise ApiError(422, f"{param.name}: must be <= {param.maximum}")
+    if param.choices and value not in param.choices:
+        raise ApiError(422, f"{param.name}: must be one of {', '.join(param.choices)}, got {raw!r}")
     return value
 
 

@@ -50,6 +50,8 @@ def _param_schema(param: Any) -> dict[str, Any]:
         schema["minimum"] = param.minimum
     if param.maximum is not None:
         schema["maximum"] = param.maximum
+    if param.choices:
+        schema["enum"] = list(param.choices)
     return schema
 
 

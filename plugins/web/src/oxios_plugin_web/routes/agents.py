@@ -9,6 +9,9 @@ from ..errors import ApiError
 from ..guard import require_capability
 from ..schemas import AgentKilled, BudgetReserve, BudgetSet, Item, ResourceOverload
 
+# Every state an agent row can be in (oxios.agent.supervisor: ACTIVE + ENDED).
+AGENT_STATUSES = ("created", "queued", "running", "completed", "stopped", "failed", "killed", "zombie", "lost")
+
 
 async def list_agents(call: Call) -> Page[Any]:
     kwargs: dict[str, Any] = {}
@@ -67,9 +70,12 @@ async def set_budget(call: Call) -> Any:
 
 async def delete_budget(call: Call) -> ActionResult:
     await require_capability(call, "manage_agents")
+    agent_id = call.path["agent_id"]
+    if not await call.call("budget", "has_limits", agent_id):
+        raise ApiError(404, f"agent {agent_id} has no budget set")
     # Limits of 0 mean unlimited: removing a budget is setting both back to 0.
-    await call.call("budget", "set", call.path["agent_id"], max_tokens=0, max_cost_usd=0.0)
-    return ActionResult(status="deleted", id=call.path["agent_id"])
+    await call.call("budget", "set", agent_id, max_tokens=0, max_cost_usd=0.0)
+    return ActionResult(status="deleted", id=agent_id)
 
 
 async def reserve_budget(call: Call) -> Any:
@@ -108,7 +114,7 @@ ENDPOINTS = [
         service="agents",
         query=(
             *PAGING,
-            Param("status", str, "only agents in this state (queued, running, completed, failed, killed)"),
+            Param("status", str, f"only agents in this state ({', '.join(AGENT_STATUSES)})", choices=AGENT_STATUSES),
             Param("session_id", str, "only agents answering this session"),
         ),
     ),

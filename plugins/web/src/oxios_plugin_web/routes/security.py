@@ -67,6 +67,10 @@ async def audit_flush(call: Call) -> Any:
     return await call.call("audit", "flush")
 
 
+# What the approvals service can filter on ("expired" covers timed-out ones; "all" is every approval).
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "cancelled", "expired", "all")
+
+
 async def list_approvals(call: Call) -> Page[Any]:
     status = call.query["status"]
     return call.paginate(list(await call.call("approvals", "list", status=status)))
@@ -191,7 +195,16 @@ ENDPOINTS = [
         "approvals",
         response=Page[Item],
         service="approvals",
-        query=(*PAGING, Param("status", str, "pending, approved, rejected, expired or all", "pending")),
+        query=(
+            *PAGING,
+            Param(
+                "status",
+                str,
+                "only approvals in this state: " + ", ".join(APPROVAL_STATUSES),
+                "pending",
+                choices=APPROVAL_STATUSES,
+            ),
+        ),
     ),
     Endpoint(
         "POST",
