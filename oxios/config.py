@@ -140,12 +140,12 @@ class MemoryConfig(Section):
     hot_token_budget: int = 3000
     recall_token_budget: int = 1500
     # "auto": the embedder's own recommendation (cosines mean different things to different embedders).
-    recall_min_similarity: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | Literal["auto"] = "auto"
+    recall_min_similarity: Fraction | Literal["auto"] = "auto"
     decay_threshold: float = 0.05
     dream_interval_hours: int = 24
     dream_after_sessions: int = 20
     embedding_dim: int = 384
-    # How the vector index stores vectors: f16 halves f32's memory at the same recall (bench/memory.py).
+    # How the vector index stores vectors: f16 keeps f32's recall in about half the memory (bench/memory_dtype.py).
     vector_dtype: Literal["f32", "f16", "i8"] = "f16"
     dream_summarizer: Literal["auto", "extractive"] = "auto"
 

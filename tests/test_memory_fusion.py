@@ -72,6 +72,7 @@ def test_coverage_weighs_rare_words_above_common_ones() -> None:
     assert terms.weights["occupation"] > 4 * terms.weights["user"]
     assert terms.coverage(["user"]) < 0.15 < 0.85 < terms.coverage(["occupation"])
     assert terms.coverage(["user", "occupation", "user"]) == 1.0
+    assert terms.coverage([]) == terms.coverage(["user"])  # an FTS5 hit matched at least the lightest word
     assert QueryTerms.build([], {}, total=10).coverage(["x"]) == 0.0
 
 

@@ -53,9 +53,9 @@ def _word_terms(word: str) -> list[str]:
     """One word quoted (no operator injection), plus a prefix term for long words
     (served by the FTS5 prefix index)."""
     terms = ['"' + word.replace('"', '""') + '"']
-    stem = _prefix(word)
-    if stem:
-        terms.append('"' + stem.replace('"', '""') + '"*')
+    head = _prefix(word)
+    if head:
+        terms.append('"' + head.replace('"', '""') + '"*')
     return terms
 
 
@@ -90,9 +90,14 @@ class QueryTerms:
         return cls({w: idf(counts.get(w, 0.0), total) for w in words})
 
     def coverage(self, matched: Iterable[str]) -> float:
-        """Share of the query's weight that the ``matched`` words carry (0..1)."""
+        """Share of the query's weight that the ``matched`` words carry (0..1). FTS5 matched
+        at least one word even when the word-by-word check finds none (its stemmer reaches
+        further), so such a hit is credited with the lightest word."""
         whole = sum(self.weights.values())
-        return sum(self.weights.get(w, 0.0) for w in set(matched)) / whole if whole > 0 else 0.0
+        if whole <= 0:
+            return 0.0
+        found = sum(self.weights.get(w, 0.0) for w in set(matched))
+        return (found or min(self.weights.values())) / whole
 
 
 @dataclass
