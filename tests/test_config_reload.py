@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from daemon_helpers import free_port
 
 from oxios import config as cfg
 from oxios.config import ConfigError
@@ -269,12 +269,6 @@ def test_config_set_without_a_daemon_is_audited_here(oxios_cli, oxios_home: Path
     assert entry["metadata"] == {"key": "scheduler.max_concurrent"}
     refused = oxios_cli("config", "reload")
     assert refused.exit_code == 1 and "Oxios is not running" in refused.output
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cron_helpers import FakeClock, fresh_service
+from ouroboros_helpers import CLEAR
 
 from oxios.cron.service import CronService
 
@@ -87,9 +88,6 @@ async def test_jobs_with_constraints_are_routed_to_ouroboros(oxios_kernel_factor
             RunRequest(job=JobSpec(name="x", schedule="every 1h", goal="hi"), run_id="r2", session_id="cron:x", trigger="manual")
         )
         assert await ouroboros.should_handle(plain, session) is False
-
-
-CLEAR = {"goal": 0.95, "constraints": 0.9, "criteria": 0.9, "questions": [], "assumptions": []}
 
 
 def seed_json(path: str, content: str) -> str:

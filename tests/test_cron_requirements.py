@@ -6,10 +6,10 @@ import json
 
 import pytest
 from cron_helpers import FakeClock, fresh_service
+from ouroboros_helpers import CLEAR
 
 from oxios.ouroboros.seed import Check, Criterion, Requirements, SeedDraft, bind
 
-CLEAR = {"goal": 0.95, "constraints": 0.9, "criteria": 0.9, "questions": [], "assumptions": []}
 CONSTRAINTS = ["Never delete a file", "Write in plain English"]
 CRITERIA = ["report.txt names its source", "report.txt is under 100 words"]
 FILE_OK = {"kind": "file", "path": "report.txt", "contains": "ok"}

@@ -12,27 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+from daemon_helpers import daemon_env, oxios
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OXIOS")}
-    env.update(OXIOS_HOME=str(tmp_path / "home"), OXIOS_LOAD_PLUGINS="", OXIOS__GATEWAY__PORT=str(free_port()))
-    return env
-
-
-def oxios(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oxios", *args], capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
-    )
+    return daemon_env(tmp_path)
 
 
 def wait_gone(pid: int, timeout: float = 20) -> bool:

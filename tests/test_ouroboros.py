@@ -6,20 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from ouroboros_helpers import CLEAR, VAGUE
 
 from oxios_hookspecs import IncomingMessage
-
-CLEAR = {"goal": 0.95, "constraints": 0.9, "criteria": 0.9, "questions": [], "assumptions": []}
-VAGUE = {
-    "goal": 0.3,
-    "constraints": 0.2,
-    "criteria": 0.1,
-    "questions": [
-        {"text": "Which file name?", "kind": "free"},
-        {"text": "Plain text or Markdown?", "kind": "single", "options": ["text", "markdown"]},
-    ],
-    "assumptions": ["the file is called notes.txt"],
-}
 
 
 def seed_json(path: str = "hello.txt", content: str = "hi", *, extra: list[dict[str, Any]] | None = None) -> str:

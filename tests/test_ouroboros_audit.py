@@ -20,24 +20,13 @@ from typing import Any
 import msgspec
 import pytest
 import tomlkit
+from ouroboros_helpers import CLEAR, VAGUE
 
 from oxios.ouroboros.evaluate import Evaluation, run_check
 from oxios.ouroboros.evolve import narrow
 from oxios.ouroboros.interview import Clarity, Question, answer_in_terminal
 from oxios.ouroboros.seed import Check, Criterion, Seed, SeedDraft
 from oxios_hookspecs import Action, IncomingMessage
-
-CLEAR = {"goal": 0.95, "constraints": 0.9, "criteria": 0.9, "questions": [], "assumptions": []}
-VAGUE = {
-    "goal": 0.3,
-    "constraints": 0.2,
-    "criteria": 0.1,
-    "questions": [
-        {"text": "Which file name?", "kind": "free"},
-        {"text": "Plain text or Markdown?", "kind": "single", "options": ["text", "markdown"]},
-    ],
-    "assumptions": ["the file is called notes.txt"],
-}
 
 
 def seed_json(*criteria: dict[str, Any], goal: str = "Make the file", **extra: Any) -> str:

@@ -7,12 +7,12 @@ import time
 from typing import Any
 
 import pytest
+from ouroboros_helpers import CLEAR
 
 from oxios.ouroboros.protocol import run_account
 from oxios.providers.scripted import ScriptedTurn
 from oxios_hookspecs import IncomingMessage, Usage
 
-CLEAR = {"goal": 0.95, "constraints": 0.9, "criteria": 0.9, "questions": [], "assumptions": []}
 TASK = '{"kind": "task", "why": "makes a file"}'
 # A seed whose only criterion has no check, so every run asks the judge.
 SEED = json.dumps({"goal": "Write hello.txt", "acceptance_criteria": [{"id": "c1", "description": "hello.txt says hi"}]})

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,29 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_helpers import daemon_env, oxios
 from fakes.openai_server import FakeOpenAI
 
 from oxios.control import ControlError, call
 from oxios_hookspecs import Action, Decision, IncomingMessage, ToolResultBlock, hookimpl
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OXIOS")}
-    env.update(OXIOS_HOME=str(tmp_path / "home"), OXIOS_LOAD_PLUGINS="", OXIOS__GATEWAY__PORT=str(free_port()))
-    return env
-
-
-def oxios(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oxios", *args], capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
-    )
+    return daemon_env(tmp_path)
 
 
 def poll(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
